@@ -1,0 +1,58 @@
+"""jamgen's music generators behind one small interface (see :mod:`generator.interface`).
+
+``load(spec)`` is the only entry point the daemon and the CLI use:
+
+- a preset name (``tiny``, ...) or a checkpoint directory (``config.json`` + ``*.safetensors``):
+  the native JAX/Flax model of :mod:`generator.system`;
+- ``python:package.module:factory``: any object implementing the interface, built by calling
+  ``factory()`` (used by the tests' deterministic generator and by third-party backends).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from generator.interface import (  # noqa: F401  (re-exported)
+    CHANNELS,
+    FRAME_RATE,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    GenerationControls,
+    Generator,
+    check_audio,
+)
+
+DEFAULT_MODEL = "tiny"
+
+
+class ModelLoadError(Exception):
+    """A model spec that cannot be turned into a generator (one-line message)."""
+
+
+def _load_python(spec: str) -> Generator:
+    target = spec[len("python:"):]
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ModelLoadError(f"model spec {spec!r} must look like python:package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as err:
+        raise ModelLoadError(f"cannot import generator {target!r}: {err}") from err
+    gen = factory()
+    if not isinstance(gen, Generator):
+        raise ModelLoadError(f"{target!r} did not return an object with init_state/generate/embed_style")
+    return gen
+
+
+def load(spec: str = DEFAULT_MODEL) -> Generator:
+    """Build the generator named by ``spec`` (see module docstring)."""
+    if spec.startswith("python:"):
+        return _load_python(spec)
+    from generator import system  # heavy (jax): imported only when a native model is asked for
+
+    try:
+        return system.load(spec)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
