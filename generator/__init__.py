@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 from generator.interface import (  # noqa: F401  (re-exported)
     CHANNELS,
@@ -35,6 +36,8 @@ def _load_python(spec: str) -> Generator:
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
         raise ModelLoadError(f"model spec {spec!r} must look like python:package.module:factory")
+    if os.getcwd() not in sys.path:  # like ``python -m``: modules of the current directory count
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
         factory = getattr(module, attr)

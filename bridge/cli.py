@@ -1,0 +1,264 @@
+"""The ``jamgen`` command line: ``run`` (the daemon), ``render`` (offline WAV), ``controls``.
+
+Every error the user can cause ends as one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from bridge.controls import REGISTRY, TRIGGER, ControlError, ControlStore
+
+EPILOG = """\
+controls (for --set NAME=VALUE, OSC /jamgen/..., and mapping-file targets):
+{controls}
+
+environment:
+  JACK_DEFAULT_SERVER   JACK server name when --jack-server is not given
+  JAX_PLATFORMS         e.g. cpu; JAX_COMPILATION_CACHE_DIR caches compiled models between runs
+"""
+
+
+def _controls_help() -> str:
+    lines = []
+    for c in REGISTRY.values():
+        if c.name.startswith("prompts[") and not c.name.startswith("prompts[0]"):
+            continue
+        name = c.name.replace("prompts[0]", "prompts[0..7]")
+        if c.type == TRIGGER:
+            rng = "trigger"
+        elif c.type == "string":
+            rng = f"text <= {int(c.maximum)} chars"
+        else:
+            rng = f"{c.type} {c.minimum:g}..{c.maximum:g}{' ' + c.unit if c.unit else ''}, default {c.default}"
+        lines.append(f"  {name:<22}{rng}{' (at reset)' if c.applies == 'reset' else ''}: {c.doc}")
+    return "\n".join(lines)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (``jamgen: error: ...``) with exit status 2."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def prompt_arg(text: str) -> tuple[str, float]:
+    """``"bossa nova:0.7"`` -> ``("bossa nova", 0.7)``; a missing weight means 1.0."""
+    head, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return text, 1.0
+        if not 0.0 <= weight <= 1.0:
+            raise argparse.ArgumentTypeError(f"prompt weight must be in 0..1, got {weight:g}")
+        return head.strip(), weight
+    return text, 1.0
+
+
+def setting_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set needs NAME=VALUE, got {text!r}")
+    name = name.strip()
+    if name not in REGISTRY or REGISTRY[name].type == TRIGGER:
+        from bridge.controls import suggest
+
+        raise argparse.ArgumentTypeError(f"unknown control {name!r}{suggest(name)}")
+    return name, value
+
+
+def osc_listen_arg(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    try:
+        return (host if sep else "127.0.0.1"), int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {text!r}") from None
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="preset name (default: tiny), checkpoint directory, "
+                   "or python:module:factory")
+    p.add_argument("--prompt", action="append", type=prompt_arg, default=[], metavar="TEXT[:WEIGHT]",
+                   help="style prompt for the next free slot (repeatable, up to 8)")
+    p.add_argument("--set", action="append", type=setting_arg, default=[], metavar="NAME=VALUE",
+                   dest="settings", help="initial value of any control, e.g. --set temperature=0.9")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="jamgen",
+        description="Headless real-time music generator that plays into JACK, steered by OSC and MIDI.",
+        epilog=EPILOG.format(controls=_controls_help()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+
+    run = sub.add_parser("run", help="run the daemon: generate continuously into JACK",
+                         description="Run the daemon: generate music continuously into JACK ports "
+                         "<client>:out_L/out_R, steered live over OSC and MIDI.")
+    _add_model_args(run)
+    run.add_argument("--mapping", metavar="FILE", help="YAML mapping file (prompts, OSC/MIDI settings, mappings)")
+    run.add_argument("--osc-port", type=int, default=None, metavar="PORT",
+                     help="UDP port for OSC (default 9000, or the mapping file's osc.listen; 0 = any free port)")
+    run.add_argument("--osc-host", default=None, metavar="ADDR",
+                     help="listen address (default 127.0.0.1; other interfaces must be asked for: 0.0.0.0)")
+    run.add_argument("--osc-allow", action="append", metavar="ADDR[/NET]",
+                     help="only accept OSC from these addresses or networks (repeatable)")
+    run.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    run.add_argument("--jack-server", metavar="NAME", default=os.environ.get("JACK_DEFAULT_SERVER"),
+                     help="JACK server name (default: $JACK_DEFAULT_SERVER or the default server)")
+    run.add_argument("--client-name", default="jamgen", help="JACK client name (default jamgen)")
+    run.add_argument("--connect", metavar="PATTERN",
+                     help="connect outputs to 'system' (physical outputs) or ports matching PATTERN")
+    run.add_argument("--record", metavar="FILE.wav", help="also write what is played to a WAV file")
+    run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS of audio")
+    run.add_argument("--block-log", metavar="FILE.jsonl",
+                     help="write one JSON line per generated block (time, frame, controls)")
+    run.add_argument("--block-frames", type=int, default=5, metavar="N",
+                     help="frames (40 ms each) per generated block (default 5)")
+    run.add_argument("--prebuffer", type=float, default=0.3, metavar="SECONDS",
+                     help="audio kept buffered ahead of playback (default 0.3)")
+    run.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
+                     help="log a status line this often (default 30)")
+
+    render = sub.add_parser("render", help="generate offline into a WAV file (no JACK)",
+                            description="Generate with the same generator offline into a WAV file.")
+    _add_model_args(render)
+    render.add_argument("--duration", type=float, default=10.0, metavar="SECONDS", help="default 10")
+    render.add_argument("--block-frames", type=int, default=5, metavar="N")
+    render.add_argument("-o", "--output", default="jamgen.wav", metavar="FILE.wav")
+
+    sub.add_parser("controls", help="list every control with its range and default")
+    return parser
+
+
+def _settings(args) -> dict:
+    return dict(args.settings)
+
+
+def _check_common(parser: argparse.ArgumentParser, args) -> None:
+    if len(args.prompt) > 8:
+        parser.error("at most 8 --prompt slots")
+    if args.block_frames < 1 or args.block_frames > 100:
+        parser.error("--block-frames must be in 1..100")
+    # Validate --set values now, so a typo fails before a model is loaded.
+    try:
+        ControlStore(_settings(args))
+    except ControlError as err:
+        parser.error(str(err))
+
+
+def cmd_run(parser, args) -> int:
+    from bridge.daemon import Daemon, DaemonOptions, StartupError
+
+    _check_common(parser, args)
+    if args.prebuffer <= 0 or args.prebuffer > 10:
+        parser.error("--prebuffer must be in (0, 10] seconds")
+    if args.duration is not None and args.duration <= 0:
+        parser.error("--duration must be positive")
+    if args.osc_port is not None and not 0 <= args.osc_port < 65536:
+        parser.error("--osc-port must be in 0..65535")
+    options = DaemonOptions(
+        model=args.model or DaemonOptions.model,
+        mapping=args.mapping,
+        prompts=args.prompt,
+        settings=_settings(args),
+        osc_host=args.osc_host or "127.0.0.1",
+        osc_port=None if args.no_osc else (9000 if args.osc_port is None else args.osc_port),
+        osc_allow=args.osc_allow,
+        jack_server=args.jack_server,
+        client_name=args.client_name,
+        connect=args.connect,
+        record=args.record,
+        duration=args.duration,
+        block_log=args.block_log,
+        block_frames=args.block_frames,
+        prebuffer=args.prebuffer,
+        status_interval=args.status_interval,
+    )
+    daemon = Daemon(options)
+    daemon.install_signal_handlers()
+    try:
+        return daemon.run()
+    except StartupError as err:
+        logging.getLogger("jamgen").error("%s", err)
+        return 1
+
+
+def cmd_render(parser, args) -> int:
+    import numpy as np
+    import soundfile
+    from tqdm import tqdm
+
+    import generator as generators
+    from generator.interface import FRAME_RATE, SAMPLE_RATE, check_audio
+
+    _check_common(parser, args)
+    if not 0 < args.duration <= 3600:
+        parser.error("--duration must be in (0, 3600] seconds")
+    initial = _settings(args)
+    for slot, (text, weight) in enumerate(args.prompt):
+        initial[f"prompts[{slot}].text"] = text
+        initial[f"prompts[{slot}].weight"] = weight
+    store = ControlStore(initial)
+    try:
+        gen = generators.load(args.model or generators.DEFAULT_MODEL)
+    except generators.ModelLoadError as err:
+        logging.getLogger("jamgen").error("%s", err)
+        return 1
+    snap = store.snapshot()
+    state = gen.init_state(int(snap.values["seed"]))
+    controls = snap.generation_controls()
+    total_frames = int(round(args.duration * FRAME_RATE))
+    try:
+        out = soundfile.SoundFile(args.output, "w", samplerate=SAMPLE_RATE, channels=2, subtype="FLOAT")
+    except Exception as err:  # noqa: BLE001 - soundfile's error type varies by version
+        logging.getLogger("jamgen").error("cannot write %s: %s", args.output, err)
+        return 1
+    t0 = time.perf_counter()
+    with out, tqdm(total=total_frames, unit="frame", desc="render", disable=None) as bar:
+        done = 0
+        while done < total_frames:
+            n = min(args.block_frames, total_frames - done)
+            audio, state = gen.generate(state, controls, n)
+            audio = check_audio(audio, n)
+            out.write(np.clip(audio * snap.gain(), -1.0, 1.0))
+            done += n
+            bar.update(n)
+    elapsed = time.perf_counter() - t0
+    logging.getLogger("jamgen").info("wrote %s: %.1f s of audio in %.1f s (%.2fx real time)",
+                                     args.output, total_frames / FRAME_RATE, elapsed,
+                                     total_frames / FRAME_RATE / max(elapsed, 1e-9))
+    return 0
+
+
+def cmd_controls(parser, args) -> int:
+    print(_controls_help())
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="jamgen: %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](parser, args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

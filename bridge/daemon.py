@@ -1,0 +1,210 @@
+"""The daemon's whole lifecycle in one place: build, start, run, stop in reverse order.
+
+Start-up order: generator (slow: loading and compiling) -> controls -> ring buffers -> engine
+(starts filling the pre-buffer) -> JACK output -> recorder -> control surfaces. The main thread
+then supervises: it keeps the JACK connection alive (reconnecting when the server comes back),
+prints a status line now and then, and waits for SIGINT/SIGTERM or ``--duration``.
+Shutdown fades out and stops everything in reverse order, so a ``--record`` WAV is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import faulthandler
+import logging
+import signal
+import threading
+import time
+from typing import Any, TextIO
+
+import generator as generators
+from bridge.controls import ControlStore
+from bridge.engine import Engine
+from bridge.jack_io import JackOutput, ring_buffer
+from bridge.osc import OscServer
+from bridge.recorder import Recorder
+from generator.interface import FRAME_RATE, SAMPLE_RATE
+
+log = logging.getLogger("jamgen")
+
+
+class StartupError(Exception):
+    """Something the user asked for cannot be done; the message is one line."""
+
+
+@dataclasses.dataclass
+class DaemonOptions:
+    model: str = generators.DEFAULT_MODEL
+    mapping: str | None = None
+    prompts: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # --set NAME=VALUE
+    osc_host: str = "127.0.0.1"
+    osc_port: int | None = 9000  # None: no OSC
+    osc_allow: list[str] | None = None
+    jack_server: str | None = None
+    client_name: str = "jamgen"
+    connect: str | None = None
+    record: str | None = None
+    duration: float | None = None
+    block_log: str | None = None
+    block_frames: int = 5
+    prebuffer: float = 0.3  # seconds of audio kept ahead of playback
+    status_interval: float = 30.0
+
+
+class Daemon:
+    def __init__(self, options: DaemonOptions):
+        self.options = options
+        self.stop_event = threading.Event()
+        self.store: ControlStore | None = None
+        self.engine: Engine | None = None
+        self.jack: JackOutput | None = None
+        self.osc: OscServer | None = None
+        self.recorder: Recorder | None = None
+        self.surfaces: list[Any] = []  # objects with close(), stopped in reverse order
+        self._block_log: TextIO | None = None
+
+    # --- start-up -----------------------------------------------------------------------------
+    def _initial_controls(self) -> dict[str, Any]:
+        initial: dict[str, Any] = {}
+        for slot, (text, weight) in enumerate(self.options.prompts):
+            initial[f"prompts[{slot}].text"] = text
+            initial[f"prompts[{slot}].weight"] = weight
+        initial.update(self.options.settings)
+        return initial
+
+    def start(self) -> None:
+        o = self.options
+        import jack
+
+        # libjack prints to stderr on every failed connection attempt; keep that for -v.
+        jack.set_error_function(lambda m: log.debug("libjack: %s", m))
+        jack.set_info_function(lambda m: log.debug("libjack: %s", m))
+        t0 = time.monotonic()
+        if o.mapping:
+            try:
+                with open(o.mapping, "rb"):
+                    pass
+            except OSError as err:
+                raise StartupError(f"cannot read mapping file {o.mapping}: {err.strerror}") from None
+        if o.block_log:
+            try:
+                self._block_log = open(o.block_log, "a", encoding="utf-8", buffering=1)
+            except OSError as err:
+                raise StartupError(f"cannot write block log {o.block_log}: {err.strerror}") from None
+        try:
+            self.store = ControlStore(self._initial_controls())
+        except ValueError as err:
+            raise StartupError(str(err)) from None
+
+        log.info("loading model %r", o.model)
+        try:
+            gen = generators.load(o.model)
+        except generators.ModelLoadError as err:
+            raise StartupError(str(err)) from None
+        warmup = getattr(gen, "warmup", None)
+        if callable(warmup):
+            warmup()
+        log.info("model ready in %.1f s", time.monotonic() - t0)
+
+        block_seconds = o.block_frames / FRAME_RATE
+        prebuffer_frames = int(o.prebuffer * SAMPLE_RATE)
+        audio_rb = ring_buffer(o.prebuffer + 2 * block_seconds + 0.1)
+        record_rb = ring_buffer(2.0) if o.record else None
+        self.engine = Engine(gen, self.store, audio_rb, o.block_frames, prebuffer_frames, self._block_log)
+        self.jack = JackOutput(audio_rb, prebuffer_frames, o.client_name, o.jack_server, o.connect, record_rb)
+        self.engine.stream_position = lambda: self.jack.consumed
+        self.engine.on_flush = self._flush
+        self.store.subscribe(self._on_control)
+        self._apply_output_controls()
+        if o.record:
+            try:
+                self.recorder = Recorder(o.record, record_rb)
+            except Exception as err:  # soundfile raises its own error type for bad paths
+                raise StartupError(f"cannot record to {o.record}: {err}") from None
+            self.recorder.start()
+        if o.osc_port is not None:
+            try:
+                self.osc = OscServer(self.store, o.osc_host, o.osc_port, o.osc_allow, self.engine.sounding)
+            except OSError as err:
+                raise StartupError(f"cannot listen for OSC on {o.osc_host}:{o.osc_port}: {err.strerror}") from None
+            self.engine.before_block.append(self.osc.apply_due)
+        self._start_surfaces()
+        self.engine.start()
+        if self.osc is not None:
+            self.osc.start()
+        self.jack.maintain()
+        if not self.jack.connected:
+            log.warning("JACK: waiting for server %r (jamgen never starts one itself)",
+                        o.jack_server or "default")
+        self._t_start = t0
+
+    def _start_surfaces(self) -> None:
+        """Start the MIDI input and the mapping-file engine (see bridge.midi, bridge.mappings)."""
+
+    # --- control plumbing ---------------------------------------------------------------------
+    def _flush(self) -> None:
+        self.jack.flush_requests += 1
+
+    def _apply_output_controls(self) -> None:
+        values = self.store.values()
+        self.jack.playing = values["transport"] == "playing"
+        gain = 0.0 if values["mute"] else 10.0 ** (values["volume_db"] / 20.0)
+        self.jack.target_gain = gain
+
+    def _on_control(self, name: str, value: Any) -> None:
+        if name in ("transport", "volume_db", "mute"):
+            self._apply_output_controls()
+
+    # --- running ------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start, then supervise until a signal or ``--duration``; returns the exit status."""
+        self.start()
+        last_status = time.monotonic()
+        first_audio_logged = False
+        while not self.stop_event.wait(0.1):
+            self.jack.maintain()
+            now = time.monotonic()
+            if not first_audio_logged and self.engine.first_audio_time is not None:
+                first_audio_logged = True
+                log.info("first audio %.2f s after start", self.engine.first_audio_time - self._t_start)
+            if self.options.duration is not None and self.engine.first_audio_time is not None:
+                if now - self.engine.first_audio_time >= self.options.duration:
+                    log.info("duration of %.1f s reached", self.options.duration)
+                    break
+            if now - last_status >= self.options.status_interval:
+                last_status = now
+                log.info("status: %s", self.status_line())
+        self.shutdown()
+        return 0
+
+    def status_line(self) -> str:
+        s = self.engine.stats()
+        return (f"{'connected' if self.jack.connected else 'NOT connected'}, blocks {s['blocks']}, "
+                f"rtf p50 {s['rtf_p50']:.2f} p95 {s['rtf_p95']:.2f}, underruns {self.jack.underruns}, "
+                f"xruns {self.jack.xruns}, generator errors {s['errors']}")
+
+    def shutdown(self) -> None:
+        log.info("stopping: %s", self.status_line())
+        for surface in reversed(self.surfaces):
+            try:
+                surface.close()
+            except Exception:
+                log.exception("closing %r", surface)
+        if self.osc is not None:
+            self.osc.close()
+        self.jack.close()  # fades out first
+        self.engine.stop()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self._block_log is not None:
+            self._block_log.close()
+
+    def install_signal_handlers(self) -> None:
+        def on_signal(signum, frame):
+            log.info("received %s", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: dump every stack

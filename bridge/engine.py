@@ -1,0 +1,219 @@
+"""The generation thread: controls in, audio blocks out, a pre-buffer ahead of the JACK clock.
+
+One thread owns the generator and its state. Once per block it waits until the ring buffer has
+room (the buffer holds ``prebuffer`` seconds ahead of playback), reads one consistent control
+snapshot, generates ``block_frames`` frames, validates them and writes them into the lock-free
+ring buffer the JACK callback reads (:mod:`bridge.jack_io`). It never blocks on JACK: if the
+server is gone, the buffer simply fills and the thread waits.
+
+Each block is logged to the optional block log (JSON lines: wall time, first frame index and
+the effective control values), and remembered with its position in the output stream so that
+:meth:`Engine.sounding` can say which controls are audible right now.
+
+A generator that raises does not stop the daemon: the error is logged once, the state is
+rebuilt fresh, and generation resumes after a short back-off (the callback meanwhile plays
+out the buffer, then silence).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from typing import IO, Any, Callable
+
+import numpy as np
+
+import jack
+
+from bridge.controls import ControlSnapshot, ControlStore
+from bridge.jack_io import BYTES_PER_FRAME
+from generator.interface import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
+
+log = logging.getLogger(__name__)
+
+BlockListener = Callable[[dict[str, Any]], None]
+
+
+class Engine:
+    """Runs ``generator`` continuously into ``audio_rb`` under the controls of ``store``.
+
+    Args:
+      generator: anything implementing :class:`generator.interface.Generator`.
+      store: the live controls.
+      audio_rb: the ring buffer the JACK callback reads (single writer: this engine).
+      block_frames: frames (40 ms each) generated per call; latency/overhead trade-off.
+      prebuffer_frames: audio frames (samples per channel) to keep buffered ahead of playback.
+      block_log: a text file receiving one JSON line per block, or None.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        store: ControlStore,
+        audio_rb: jack.RingBuffer,
+        block_frames: int = 5,
+        prebuffer_frames: int = 14_400,
+        block_log: IO[str] | None = None,
+    ):
+        self.generator = generator
+        self.store = store
+        self.audio_rb = audio_rb
+        self.block_frames = block_frames
+        self.block_samples = block_frames * FRAME_SAMPLES
+        self.prebuffer_frames = prebuffer_frames
+        self.block_log = block_log
+        self.frame_index = 0  # model frames generated since the last reset
+        self.written = 0  # audio samples (per channel) written to the ring buffer, ever
+        self.blocks = 0
+        self.errors = 0
+        self.block_times: collections.deque[float] = collections.deque(maxlen=4096)
+        self.first_audio_time: float | None = None
+        self.stream_position: Callable[[], int] = lambda: 0  # set by the daemon: samples consumed
+        self.on_flush: Callable[[], None] = lambda: None  # set by the daemon: drop buffered audio
+        self._recent: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=64)
+        self._listeners: list[BlockListener] = []
+        # Called with the wall time at which the next block will start sounding, just before its
+        # controls are read (timed OSC bundles are applied here).
+        self.before_block: list[Callable[[float], Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state: Any = None
+        self._reset_count = -1
+        self._last_error = ""
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="jamgen-generate", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 1.5) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def add_block_listener(self, listener: BlockListener) -> None:
+        """Call ``listener(info)`` from the generation thread after each block is buffered."""
+        self._listeners.append(listener)
+
+    # --- the generation thread ----------------------------------------------------------------
+    def _free_frames(self) -> int:
+        return self.audio_rb.write_space // BYTES_PER_FRAME
+
+    def _buffered_frames(self) -> int:
+        return self.audio_rb.read_space // BYTES_PER_FRAME
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            snap = self.store.snapshot(0.0)
+            if snap.reset_count != self._reset_count or self._state is None:
+                self._fresh_state(snap, flush=snap.transport == "stopped" and self._reset_count >= 0)
+            if snap.transport != "playing":
+                self._stop.wait(0.01)
+                continue
+            if self._buffered_frames() >= self.prebuffer_frames or self._free_frames() < self.block_samples:
+                self._stop.wait(0.004)
+                continue
+            self._generate_block()
+
+    def _fresh_state(self, snap: ControlSnapshot, flush: bool) -> None:
+        self._reset_count = snap.reset_count
+        seed = int(snap.values["seed"])
+        try:
+            self._state = self.generator.init_state(seed)
+        except Exception as err:  # noqa: BLE001 - a generator bug must not kill the daemon
+            self._report_error("init_state", err)
+            self._state = None
+            self._stop.wait(0.5)
+            return
+        self.frame_index = 0
+        if flush:
+            self.on_flush()
+        log.info("generator: fresh context (seed %d)", seed)
+
+    def _generate_block(self) -> None:
+        block_seconds = self.block_frames / FRAME_RATE
+        sounds_at = time.time() + self._buffered_frames() / SAMPLE_RATE
+        for hook in self.before_block:
+            try:
+                hook(sounds_at)
+            except Exception:
+                log.exception("before-block hook failed")
+        snap = self.store.snapshot(block_seconds)
+        snap_time = time.time()
+        controls = snap.generation_controls()
+        t0 = time.perf_counter()
+        try:
+            audio, state = self.generator.generate(self._state, controls, self.block_frames)
+            audio = check_audio(audio, self.block_frames)
+        except Exception as err:  # noqa: BLE001
+            self._report_error("generate", err)
+            self._state = None  # a fresh state on the next loop
+            self._reset_count = -1
+            self._stop.wait(0.2)
+            return
+        elapsed = time.perf_counter() - t0
+        self._state = state
+        self._last_error = ""
+        self.audio_rb.write(audio)  # [n, 2] C-contiguous float32 is already interleaved
+        if self.first_audio_time is None:
+            self.first_audio_time = time.monotonic()
+        info = {
+            "wall": round(snap_time, 4),  # when the controls were read
+            "frame": self.frame_index,
+            "frames": self.block_frames,
+            "sample": self.written,  # position of the block's first sample in the output stream
+            "gen_ms": round(elapsed * 1000.0, 2),
+            "rtf": round(elapsed / block_seconds, 4),
+            "controls": {
+                **controls.as_dict(),
+                "volume_db": snap.values["volume_db"],
+                "mute": snap.values["mute"],
+                "transport": snap.transport,
+            },
+        }
+        self._recent.append((self.written, info))
+        self.written += self.block_samples
+        self.frame_index += self.block_frames
+        self.blocks += 1
+        self.block_times.append(elapsed)
+        if self.block_log is not None:
+            self.block_log.write(json.dumps(info) + "\n")
+            self.block_log.flush()
+        for listener in self._listeners:
+            try:
+                listener(info)
+            except Exception:
+                log.exception("block listener failed")
+
+    def _report_error(self, where: str, err: Exception) -> None:
+        self.errors += 1
+        message = f"generator {where} failed: {type(err).__name__}: {err}".splitlines()[0]
+        if message != self._last_error:  # once per distinct error, not once per retry
+            log.error("%s (restarting from a fresh state)", message)
+            self._last_error = message
+
+    # --- readers (any thread) -----------------------------------------------------------------
+    def sounding(self) -> dict[str, Any] | None:
+        """The block info of what is audible now (the block containing the play position)."""
+        position = self.stream_position()
+        current = None
+        for start, info in list(self._recent):
+            if start <= position:
+                current = info
+            else:
+                break
+        return current
+
+    def stats(self) -> dict[str, Any]:
+        times = np.array(self.block_times) if self.block_times else np.zeros(1)
+        block_seconds = self.block_frames / FRAME_RATE
+        return {
+            "blocks": self.blocks,
+            "errors": self.errors,
+            "rtf_p50": float(np.percentile(times, 50) / block_seconds),
+            "rtf_p95": float(np.percentile(times, 95) / block_seconds),
+            "rtf_p99": float(np.percentile(times, 99) / block_seconds),
+        }

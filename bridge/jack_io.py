@@ -1,0 +1,280 @@
+"""The JACK side of the daemon: one client, two audio output ports, a real-time-safe process callback.
+
+The process callback runs in JACK's real-time thread. It only copies samples out of a lock-free
+:class:`jack.RingBuffer` (filled by the generation thread, see :mod:`bridge.engine`) into the port
+buffers, applies a gain ramp, and mirrors what it played into a second ring buffer for
+``--record``. It never allocates audio buffers, takes a lock, logs or blocks: all work buffers are
+preallocated for the largest period, and everything the callback needs from other threads is a
+plain attribute (reads and writes of Python attributes are atomic under the GIL).
+
+When the buffer runs dry it outputs silence and counts one underrun; it then waits until the
+pre-buffer has filled again, so a slow generator stutters as little as possible.
+
+The JACK server may go away at any time. :class:`JackOutput` notices (shutdown callback), and
+:meth:`JackOutput.maintain`, called periodically by the daemon, closes the dead client and
+reconnects when a server is back, re-registering ports and re-making connections. Generation
+continues meanwhile, filling the buffer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+
+import numpy as np
+
+import jack
+
+from generator.interface import CHANNELS, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+MAX_PERIOD = 8192  # the largest JACK period we preallocate for
+FADE_SECONDS = 0.02  # gain ramps (volume, mute, pause) never take less than this
+BYTES_PER_FRAME = 4 * CHANNELS  # interleaved float32 stereo
+
+
+def ring_buffer(seconds: float) -> jack.RingBuffer:
+    """A ring buffer holding at least ``seconds`` of interleaved stereo float32 at 48 kHz."""
+    size = 1
+    while size < seconds * SAMPLE_RATE * BYTES_PER_FRAME:
+        size *= 2
+    return jack.RingBuffer(size)
+
+
+def _read_into(rb: jack.RingBuffer, out: np.ndarray) -> None:
+    """Copy ``out.size`` float32 samples out of ``rb`` without allocating a new buffer."""
+    first, second = rb.read_buffers
+    a = np.frombuffer(first, dtype=np.float32)
+    n = min(len(a), out.size)
+    out[:n] = a[:n]
+    if n < out.size:
+        out[n:] = np.frombuffer(second, dtype=np.float32)[: out.size - n]
+    rb.read_advance(out.size * 4)
+
+
+class JackOutput:
+    """Plays interleaved stereo float32 from ``audio_rb`` into JACK ports ``<name>:out_L/out_R``.
+
+    Attributes read by other threads (all plain counters, never reset while running):
+      underruns: periods in which the buffer ran dry while playing (after priming).
+      xruns: xrun notifications from the server.
+      consumed: audio frames taken from ``audio_rb`` so far (played or flushed).
+      connected: whether a client is active on a server right now.
+    """
+
+    def __init__(
+        self,
+        audio_rb: jack.RingBuffer,
+        prebuffer_frames: int,
+        client_name: str = "jamgen",
+        server_name: str | None = None,
+        connect: str | None = None,
+        record_rb: jack.RingBuffer | None = None,
+    ):
+        self.audio_rb = audio_rb
+        self.record_rb = record_rb
+        self.prebuffer_frames = prebuffer_frames
+        self.client_name = client_name
+        self.server_name = server_name
+        self.connect_pattern = connect
+        self.client: jack.Client | None = None
+        self.underruns = 0
+        self.xruns = 0
+        self.consumed = 0
+        self.record_dropped = 0
+        self.connected = False
+        self.reconnects = 0
+        # Written by other threads, read by the callback.
+        self.playing = False  # transport: when False, fade out and hold the buffer
+        self.target_gain = 1.0  # volume/mute, linear
+        self.flush_requests = 0  # bump to drop everything buffered (stop)
+        # Callback-private state.
+        self._flushes_done = 0
+        self._gain = 0.0
+        self._primed = False
+        self._server_gone = threading.Event()
+        self._last_error = ""
+        self._interleaved = np.zeros(MAX_PERIOD * CHANNELS, dtype=np.float32)
+        self._ramp = np.zeros(MAX_PERIOD, dtype=np.float32)
+        self._gains = np.zeros(MAX_PERIOD, dtype=np.float32)
+        self._silent_rec = np.zeros(MAX_PERIOD * CHANNELS, dtype=np.float32)
+        self._ports: list = []
+
+    # --- the real-time thread ---------------------------------------------------------------
+    def _process(self, nframes: int) -> None:
+        rb = self.audio_rb
+        if self.flush_requests != self._flushes_done:  # stop: drop what is buffered
+            self._flushes_done = self.flush_requests
+            dropped = rb.read_space // BYTES_PER_FRAME
+            rb.read_advance(dropped * BYTES_PER_FRAME)
+            self.consumed += dropped
+            self._primed = False
+        out_l = self._ports[0].get_array()
+        out_r = self._ports[1].get_array()
+        available = rb.read_space // BYTES_PER_FRAME
+        if not self._primed and available >= min(self.prebuffer_frames, rb.size // BYTES_PER_FRAME - nframes):
+            self._primed = True
+        target = self.target_gain if self.playing else 0.0
+        if not self._primed or (not self.playing and self._gain == 0.0):
+            out_l.fill(0.0)
+            out_r.fill(0.0)
+            self._record_silence(nframes)
+            return
+        inter = self._interleaved[: nframes * CHANNELS]
+        if available >= nframes:
+            got = nframes
+            _read_into(rb, inter)
+        else:  # underrun: play what is there, then silence, and re-prime
+            got = available
+            if got:
+                _read_into(rb, inter[: got * CHANNELS])
+            inter[got * CHANNELS:].fill(0.0)
+            if self.playing:
+                self.underruns += 1
+            self._primed = False
+        self.consumed += got
+        np.copyto(out_l, inter[0::2])
+        np.copyto(out_r, inter[1::2])
+        # Gain: a linear ramp from the current to the target gain over this period.
+        start, stop = self._gain, target
+        if start == stop:
+            if start != 1.0:
+                out_l *= start
+                out_r *= start
+        else:
+            # Never faster than FADE_SECONDS for the full swing, whatever the period length.
+            max_step = nframes / (FADE_SECONDS * SAMPLE_RATE) * max(1.0, start, target)
+            stop = start + min(max(target - start, -max_step), max_step)
+            gains = self._gains[:nframes]
+            np.multiply(self._ramp[:nframes], stop - start, out=gains)
+            gains += start
+            out_l *= gains
+            out_r *= gains
+            self._gain = stop
+        if self.record_rb is not None:
+            inter[0::2] = out_l
+            inter[1::2] = out_r
+            if self.record_rb.write_space >= len(inter) * 4:
+                self.record_rb.write(inter)
+            else:
+                self.record_dropped += nframes
+
+    def _record_silence(self, nframes: int) -> None:
+        if self.record_rb is not None and self.playing:
+            silence = self._silent_rec[: nframes * CHANNELS]
+            if self.record_rb.write_space >= len(silence) * 4:
+                self.record_rb.write(silence)
+
+    # --- notification threads ---------------------------------------------------------------
+    def _on_shutdown(self, status, reason) -> None:  # "as if it were a signal handler": set a flag
+        self._server_gone.set()
+
+    def _on_xrun(self, delay) -> None:
+        self.xruns += 1
+
+    def _on_samplerate(self, samplerate: int) -> None:
+        if samplerate != SAMPLE_RATE:
+            self._server_gone.set()  # maintain() will refuse this server until it is at 48 kHz
+
+    # --- control thread ---------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect to the server once; raises :class:`jack.JackOpenError` or RuntimeError."""
+        client = jack.Client(self.client_name, servername=self.server_name, no_start_server=True)
+        if client.samplerate != SAMPLE_RATE:
+            rate = client.samplerate
+            client.close()
+            raise RuntimeError(
+                f"JACK server runs at {rate} Hz; jamgen generates at {SAMPLE_RATE} Hz "
+                f"(restart jackd with -r {SAMPLE_RATE})"
+            )
+        if client.blocksize > MAX_PERIOD:
+            size = client.blocksize
+            client.close()
+            raise RuntimeError(f"JACK period {size} is larger than the supported {MAX_PERIOD}")
+        self._on_blocksize(client.blocksize)
+        self._server_gone.clear()
+        self._ports = [client.outports.register("out_L"), client.outports.register("out_R")]
+        client.set_process_callback(self._process)
+        client.set_shutdown_callback(self._on_shutdown)
+        client.set_xrun_callback(self._on_xrun)
+        client.set_samplerate_callback(self._on_samplerate)
+        client.set_blocksize_callback(self._on_blocksize)
+        client.activate()
+        self.client = client
+        self.connected = True
+        self._auto_connect()
+        log.info("JACK: client %r active on server %r (%d Hz, period %d)",
+                 client.name, self.server_name or "default", client.samplerate, client.blocksize)
+
+    def _on_blocksize(self, blocksize: int) -> None:
+        if blocksize > MAX_PERIOD:
+            self._server_gone.set()
+        else:
+            # The ramp's shape depends on the period length: rebuild it for the new size.
+            self._ramp[:blocksize] = np.arange(1, blocksize + 1, dtype=np.float32) / np.float32(blocksize)
+
+    def _auto_connect(self) -> None:
+        pattern = self.connect_pattern
+        if not pattern or self.client is None:
+            return
+        if pattern == "system":
+            targets = [p.name for p in self.client.get_ports(is_physical=True, is_input=True, is_audio=True)]
+        else:
+            targets = [p.name for p in self.client.get_ports(is_input=True, is_audio=True)
+                       if fnmatch.fnmatchcase(p.name, pattern) or p.name.startswith(pattern)]
+            targets = [t for t in targets if not t.startswith(self.client.name + ":")]
+        if not targets:
+            log.warning("JACK: no input ports match --connect %r", pattern)
+            return
+        for port, target in zip(self._ports, (targets * 2)[:2] if len(targets) == 1 else targets[:2]):
+            try:
+                self.client.connect(port, target)
+            except jack.JackError as err:
+                log.warning("JACK: cannot connect %s -> %s: %s", port.name, target, err)
+            else:
+                log.info("JACK: connected %s -> %s", port.name, target)
+
+    def maintain(self) -> None:
+        """Called about every 100 ms by the daemon: notice a lost server and reconnect."""
+        if self.client is not None and self._server_gone.is_set():
+            log.warning("JACK: server went away (or changed to an unsupported setting); "
+                        "generation continues, reconnecting")
+            self._drop_client()
+        if self.client is None:
+            try:
+                self.open()
+            except (jack.JackError, RuntimeError) as err:
+                message = str(err).splitlines()[0] if str(err) else type(err).__name__
+                if message != self._last_error:
+                    log.warning("JACK: not connected: %s (retrying)", message)
+                    self._last_error = message
+            else:
+                if self._last_error or self.reconnects:
+                    log.info("JACK: connected again")
+                self.reconnects += 1
+                self._last_error = ""
+
+    def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        self.connected = False
+        self._primed = False
+        if client is None:
+            return
+        try:
+            client.deactivate(ignore_errors=True)
+            client.close(ignore_errors=True)
+        except Exception as err:  # a dead server can make libjack complain; we move on
+            log.debug("JACK: closing old client: %s", err)
+
+    def close(self) -> None:
+        self.playing = False
+        if self.client is not None and not self._server_gone.is_set():
+            time.sleep(FADE_SECONDS * 2)  # let the fade-out reach the speakers
+        self._drop_client()
+
+    @property
+    def period(self) -> int | None:
+        return self.client.blocksize if self.client is not None else None

@@ -1,0 +1,163 @@
+"""MusicCoCa-like style model: text and audio into one embedding space, then RVQ style tokens.
+
+Why: the LM is conditioned on a handful of discrete style tokens per frame, and users steer with
+weighted text prompts (and audio clips). The text tower is the frozen pretrained MiniLM
+(:mod:`generator.text_encoder`) plus a learned projection; the audio tower is a small network on
+16 kHz mono log-mel frames of 10 s clips, mean-pooled over time and clips. Both are L2-normalised
+and trained together with a symmetric InfoNCE loss (:func:`info_nce`). Prompt blending is the
+normalised weighted mean of the prompts' embeddings, re-tokenised (:class:`StyleBank`).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from generator.codec import FrameMLP
+from generator.config import StyleConfig
+from generator.rvq import RVQ
+
+STYLE_RATE = 16_000
+CLIP_SECONDS = 10.0
+N_FFT, HOP = 512, 160
+
+
+def _unit(x, axis=-1):
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-8)
+
+
+def to_mono_16k(audio: np.ndarray, rate: int = 48_000) -> np.ndarray:
+    """[N] or [N, C] at ``rate`` -> mono float32 at 16 kHz (windowed-sinc low-pass + decimation)."""
+    x = np.asarray(audio, np.float32)
+    x = x.mean(-1) if x.ndim == 2 else x
+    if rate == STYLE_RATE:
+        return x
+    if rate % STYLE_RATE:
+        idx = np.arange(0, len(x) * STYLE_RATE / rate) * rate / STYLE_RATE
+        return np.interp(idx, np.arange(len(x)), x).astype(np.float32)
+    f = rate // STYLE_RATE
+    n = np.arange(-32, 33)
+    taps = np.sinc(n / f) / f * np.hanning(len(n))
+    return np.convolve(x, taps, mode="same")[::f].astype(np.float32)
+
+
+def mel_filters(n_mels: int, n_fft: int = N_FFT, rate: int = STYLE_RATE) -> np.ndarray:
+    """Triangular mel filterbank [n_fft//2+1, n_mels] (HTK mel scale)."""
+    mel = lambda f: 2595 * np.log10(1 + f / 700)
+    inv = lambda m: 700 * (10 ** (m / 2595) - 1)
+    pts = inv(np.linspace(mel(20.0), mel(rate / 2), n_mels + 2))
+    freqs = np.linspace(0, rate / 2, n_fft // 2 + 1)
+    lo, mid, hi = pts[:-2, None], pts[1:-1, None], pts[2:, None]
+    w = np.maximum(0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)))
+    return w.T.astype(np.float32)
+
+
+def log_mel(clips, filters):
+    """clips [B, N] at 16 kHz -> [B, frames, n_mels] log-mel."""
+    n = (clips.shape[1] - N_FFT) // HOP + 1
+    idx = jnp.arange(n)[:, None] * HOP + jnp.arange(N_FFT)[None]
+    spec = jnp.abs(jnp.fft.rfft(clips[:, idx] * jnp.hanning(N_FFT), axis=-1)) ** 2
+    return jnp.log(spec @ filters + 1e-6)
+
+
+class StyleModel(nnx.Module):
+    def __init__(self, cfg: StyleConfig, text_dim: int = 384, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.text_proj = nnx.Linear(text_dim, cfg.dim, rngs=rngs)
+        self.audio_in = nnx.Linear(cfg.n_mels, cfg.audio_width, rngs=rngs)
+        self.audio_blocks = nnx.List([FrameMLP(cfg.audio_width, rngs=rngs) for _ in range(2)])
+        self.audio_out = nnx.Linear(cfg.audio_width, cfg.dim, rngs=rngs)
+        self.log_temp = nnx.Param(jnp.asarray(np.log(1 / 0.07), jnp.float32))
+        self.rvq = RVQ(cfg.levels, cfg.codebook_size, cfg.dim, rngs=rngs)
+
+    def embed_text(self, sentence_vectors):
+        """Frozen MiniLM vectors [B, 384] -> unit style vectors [B, dim]."""
+        return _unit(self.text_proj(sentence_vectors))
+
+    def embed_audio(self, clips):
+        """16 kHz mono clips [B, 160000] -> unit style vectors [B, dim]."""
+        h = self.audio_in(log_mel(clips, jnp.asarray(mel_filters(self.cfg.n_mels))))
+        for blk in self.audio_blocks:
+            h = blk(h)
+        return _unit(self.audio_out(h.mean(1)))
+
+    def tokenize(self, vectors, levels: int | None = None):
+        """[..., dim] -> style tokens [..., levels] in [0, 1024)."""
+        codes, _, _ = self.rvq.quantize(vectors, levels)
+        return codes
+
+
+def info_nce(text_vecs, audio_vecs, log_temp):
+    """Symmetric contrastive loss over a batch of matching (text, audio) pairs."""
+    logits = text_vecs @ audio_vecs.T * jnp.exp(log_temp)
+    labels = jnp.arange(logits.shape[0])
+    lt = -jax.nn.log_softmax(logits, axis=1)[labels, labels].mean()
+    la = -jax.nn.log_softmax(logits, axis=0)[labels, labels].mean()
+    return (lt + la) / 2
+
+
+def clips_of(audio16k: np.ndarray) -> np.ndarray:
+    """Split mono 16 kHz audio into 10 s clips [n, 160000] (the last one zero-padded)."""
+    n = int(STYLE_RATE * CLIP_SECONDS)
+    count = max(1, -(-len(audio16k) // n))
+    out = np.zeros((count, n), np.float32)
+    for i in range(count):
+        seg = audio16k[i * n:(i + 1) * n]
+        out[i, :len(seg)] = seg
+    return out
+
+
+class StyleBank:
+    """Embedding cache per prompt text and blended-token cache per prompt set (thread-safe).
+
+    ``embed_text`` is the slow part (MiniLM); blending and re-tokenising are cheap, so moving a
+    weight only re-blends cached vectors.
+    """
+
+    def __init__(self, embed_texts, tokenize, cache_size: int = 256):
+        self._embed_texts, self._tokenize = embed_texts, tokenize
+        self._vectors: dict[str, np.ndarray] = {}
+        self._tokens: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._cache_size = cache_size
+
+    def vector(self, text: str) -> np.ndarray:
+        with self._lock:
+            if text in self._vectors:
+                return self._vectors[text]
+        vec = np.asarray(self._embed_texts([text])[0])
+        with self._lock:
+            self._vectors[text] = vec
+        return vec
+
+    def put(self, key: str, vector: np.ndarray):
+        """Register a vector under a name (e.g. an audio prompt ``audio:<path>``)."""
+        with self._lock:
+            self._vectors[key] = np.asarray(vector, np.float32)
+
+    def blend(self, prompts) -> np.ndarray | None:
+        """Normalised weighted mean of the prompts' vectors; None when there is no prompt."""
+        active = [(t, w) for t, w in prompts if w > 0]
+        if not active:
+            return None
+        total = sum(w for _, w in active)
+        return sum(self.vector(t) * (w / total) for t, w in active).astype(np.float32)
+
+    def tokens(self, prompts) -> np.ndarray | None:
+        key = tuple(prompts)
+        with self._lock:
+            if key in self._tokens:
+                self._tokens.move_to_end(key)
+                return self._tokens[key]
+        vec = self.blend(prompts)
+        toks = None if vec is None else np.asarray(self._tokenize(vec), np.int32)
+        with self._lock:
+            self._tokens[key] = toks
+            while len(self._tokens) > self._cache_size:
+                self._tokens.popitem(last=False)
+        return toks

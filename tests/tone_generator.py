@@ -1,0 +1,67 @@
+"""A deterministic, phase-continuous tone generator for tests (never shipped as a model).
+
+Its output encodes the controls it was generated with, so tests can hear them:
+- pitch: 220 Hz * 2 ** (temperature), so a temperature change is a pitch change;
+- left channel amplitude 0.5, right 0.25 (truly stereo);
+- the phase is carried in the state, so block seams are continuous.
+Fault injection for reliability tests, from the environment:
+- ``JAMGEN_TEST_FAIL_AT=N``: ``generate`` raises on its N-th call (once);
+- ``JAMGEN_TEST_STALL_AT=N:SECONDS``: ``generate`` sleeps on its N-th call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+import time
+
+import numpy as np
+
+from generator.interface import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+
+
+@dataclasses.dataclass
+class ToneState:
+    phase: float = 0.0  # radians, carried across blocks
+    frame: int = 0
+
+
+class ToneGenerator:
+    sample_rate = SAMPLE_RATE
+    frame_samples = FRAME_SAMPLES
+
+    def __init__(self):
+        self.calls = 0
+        self.fail_at = int(os.environ.get("JAMGEN_TEST_FAIL_AT", "0"))
+        stall = os.environ.get("JAMGEN_TEST_STALL_AT", "")
+        self.stall_at, self.stall_seconds = (int(stall.split(":")[0]), float(stall.split(":")[1])) if stall else (0, 0.0)
+
+    @staticmethod
+    def frequency(controls: GenerationControls) -> float:
+        return 220.0 * 2.0 ** controls.temperature
+
+    def init_state(self, seed: int = 0) -> ToneState:
+        return ToneState()
+
+    def generate(self, state: ToneState, controls: GenerationControls, frames: int):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("injected test failure")
+        if self.calls == self.stall_at:
+            time.sleep(self.stall_seconds)
+        n = frames * FRAME_SAMPLES
+        step = 2.0 * np.pi * self.frequency(controls) / SAMPLE_RATE
+        phases = state.phase + step * np.arange(1, n + 1)
+        mono = np.sin(phases)
+        audio = np.stack([0.5 * mono, 0.25 * mono], axis=1).astype(np.float32)
+        return audio, ToneState(float(phases[-1] % (2.0 * np.pi)), state.frame + frames)
+
+    def embed_style(self, text: str) -> np.ndarray:
+        rng = np.random.default_rng(zlib.crc32(text.encode()))
+        v = rng.standard_normal(16).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+
+def factory() -> ToneGenerator:
+    return ToneGenerator()
