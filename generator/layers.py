@@ -100,8 +100,8 @@ class Stack(nnx.Module):
         return self.norm(x), tuple(new)
 
     def empty_cache(self, batch: int, slots: int):
-        z = jnp.zeros((batch, slots, self.heads, self.head_dim), jnp.float32)
-        return tuple((z, z) for _ in self.blocks)
+        shape = (batch, slots, self.heads, self.head_dim)
+        return tuple((jnp.zeros(shape), jnp.zeros(shape)) for _ in self.blocks)
 
 
 def window_mask(t: int, window: int):

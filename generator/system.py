@@ -1,0 +1,260 @@
+"""The native generator: style model + Depthformer LM + codec behind the daemon's interface.
+
+Why it looks like this: the daemon calls :meth:`System.generate` once per block from one thread,
+so the hot path is one jitted pure function (``nnx.split`` once, ``nnx.merge`` inside the trace)
+that ``lax.scan``s the LM over the block's frames and then decodes them with the streaming codec.
+The state argument is donated; guidance, temperature, top-k and style tokens are traced arrays of
+fixed dtype, so changing a control never recompiles. The state is a plain pytree of arrays
+(ring-buffer KV caches, previous frame's tokens, codec decoder tail, RNG key, frame index):
+:meth:`snapshot`/:meth:`restore` copy it and :meth:`save_state`/:meth:`load_state` persist it.
+
+Prompts: ``controls.prompts`` are texts; a text ``audio:<name>`` refers to a vector registered
+with :meth:`add_audio_prompt`. Call :meth:`warmup` before the first real block to move the
+compilation (and the MiniLM load) out of the audio path.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from generator import checkpoint
+from generator.codec import Codec, as_batch
+from generator.config import PRESETS, SystemConfig, preset
+from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.lm import Depthformer
+from generator.style import StyleBank, StyleModel, clips_of, to_mono_16k
+
+log = logging.getLogger(__name__)
+CHECKPOINTS = pathlib.Path(__file__).parent / "checkpoints"
+_warned: set[str] = set()
+
+
+class System:
+    sample_rate = SAMPLE_RATE
+    frame_samples = FRAME_SAMPLES
+
+    def __init__(self, config: SystemConfig, directory=None, files=None):
+        self.config = config
+        rngs = nnx.Rngs(config.seed)
+        self.codec = Codec(config.codec, rngs=rngs)
+        self.lm = Depthformer(config.lm, rngs=rngs)
+        self.style = StyleModel(config.style, rngs=rngs)
+        self.directory = directory
+        if directory is not None:
+            checkpoint.load_into(directory, files or {},
+                                 {"codec": self.codec, "lm": self.lm, "style": self.style})
+        self._graph, self._params = nnx.split((self.codec, self.lm))
+        self._style_graph, self._style_params = nnx.split(self.style)
+        self._gen = jax.jit(self._generate_fn, static_argnames=("frames",), donate_argnums=(1,))
+        self.bank = StyleBank(self._embed_texts, self._tokenize)
+
+    # ---- hot path ------------------------------------------------------------------------
+    def _generate_fn(self, params, state, style, guidance, temperature, top_k, *, frames):
+        codec, lm = nnx.merge(self._graph, params)
+
+        def body(s, _):
+            s, codes, _ = lm.step(s, style, guidance, temperature, top_k)
+            return s, codes
+
+        lm_state, codes = jax.lax.scan(body, state["lm"], None, length=frames)
+        audio, dec = codec.decode_stream(codes[None], state["dec"])
+        audio = jnp.clip(audio[0], -1.0, 1.0)
+        return audio, {"lm": lm_state, "dec": dec, "style": style, "codes": codes[-1]}
+
+    def init_state(self, seed: int = 0):
+        lm = self.config.lm
+        return {
+            "lm": self.lm.init_state(seed),
+            "dec": self.codec.init_decoder_state(1),
+            "style": jnp.full((lm.style_levels,), lm.codebook_size, jnp.int32),
+            "codes": jnp.zeros((lm.levels,), jnp.int32),
+        }
+
+    def style_tokens(self, prompts) -> np.ndarray:
+        """The LM's style tokens for a prompt list (all MASK = unconditional when empty)."""
+        lm = self.config.lm
+        toks = self.bank.tokens(prompts)
+        if toks is None:
+            return np.full((lm.style_levels,), lm.codebook_size, np.int32)
+        return toks[: lm.style_levels].astype(np.int32)
+
+    def generate(self, state, controls: GenerationControls, frames: int):
+        """Continue by ``frames`` frames -> (audio float32 [frames*1920, 2], new state). Donates ``state``."""
+        audio, state = self.generate_tokens(state, self.style_tokens(controls.prompts), controls, frames)
+        return np.asarray(audio), state
+
+    def generate_tokens(self, state, style_tokens, controls: GenerationControls, frames: int):
+        """Like :meth:`generate` with explicit style tokens [style_levels] (1024 = masked)."""
+        return self._gen(self._params, state, jnp.asarray(style_tokens, jnp.int32),
+                         np.float32(controls.guidance), np.float32(controls.temperature),
+                         np.int32(controls.top_k), frames=int(frames))
+
+    def compile_count(self) -> int:
+        """Number of compiled variants of the hot path (for no-recompile checks)."""
+        return self._gen._cache_size()
+
+    def warmup(self, frames: int = 5, prompt: str = "warm up"):
+        """Compile the hot path for ``frames``-frame blocks and load + compile the text tower."""
+        self.embed_style(prompt)
+        state = self.init_state(0)
+        controls = GenerationControls(prompts=((prompt, 1.0),))
+        audio, _ = self.generate(state, controls, frames)
+        assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
+
+    # ---- style ---------------------------------------------------------------------------
+    @functools.cached_property
+    def text_encoder(self):
+        from generator.text_encoder import TextEncoder
+
+        return TextEncoder(self.config.style.text_max_len)
+
+    @functools.cached_property
+    def _style_fns(self):
+        def text(params, vecs):
+            return nnx.merge(self._style_graph, params).embed_text(vecs)
+
+        def audio(params, clips):
+            return nnx.merge(self._style_graph, params).embed_audio(clips)
+
+        def tokenize(params, vec):
+            return nnx.merge(self._style_graph, params).tokenize(vec)
+
+        return jax.jit(text), jax.jit(audio), jax.jit(tokenize)
+
+    def _embed_texts(self, texts):
+        return np.asarray(self._style_fns[0](self._style_params, jnp.asarray(self.text_encoder(texts))))
+
+    def _tokenize(self, vector):
+        return np.asarray(self._style_fns[2](self._style_params, jnp.asarray(vector, jnp.float32)))
+
+    def embed_style(self, text_or_audio, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """Style vector [dim] of a text prompt (cached) or of audio ([N] or [N, C] float)."""
+        if isinstance(text_or_audio, str):
+            return self.bank.vector(text_or_audio)
+        clips = clips_of(to_mono_16k(np.asarray(text_or_audio), sample_rate))
+        vecs = np.asarray(self._style_fns[1](self._style_params, jnp.asarray(clips)))
+        mean = vecs.mean(0)
+        return (mean / max(np.linalg.norm(mean), 1e-8)).astype(np.float32)
+
+    def add_audio_prompt(self, name: str, audio_or_path) -> str:
+        """Register the style of an audio clip (array at 48 kHz, or a sound file); returns the
+        prompt text ``audio:<name>`` to use in ``controls.prompts``."""
+        audio, rate = _read_audio(audio_or_path)
+        key = f"audio:{name}"
+        self.bank.put(key, self.embed_style(audio, rate))
+        return key
+
+    # ---- context priming -----------------------------------------------------------------
+    def prime(self, state, audio_or_path):
+        """Fill the LM context (and the decoder's carried state) from audio; returns the new state."""
+        audio, rate = _read_audio(audio_or_path)
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"priming audio must be {SAMPLE_RATE} Hz, got {rate}")
+        batch = as_batch(audio)
+        if batch.shape[1] == 0:
+            raise ValueError("priming audio is shorter than one 40 ms frame")
+        codes = self._encode(self._params, batch)[0]
+        window = self.config.lm.window
+        codes = codes[-window:]
+        lm_state, dec = self._prime_fn(self._params, state["lm"], state["dec"], codes)
+        return dict(state, lm=lm_state, dec=dec, codes=codes[-1])
+
+    @functools.cached_property
+    def _encode(self):
+        levels = self.config.lm.levels
+        return jax.jit(lambda p, a: nnx.merge(self._graph, p)[0].encode(a, levels))
+
+    @functools.cached_property
+    def _prime_fn(self):
+        def run(params, lm_state, dec, codes):
+            codec, lm = nnx.merge(self._graph, params)
+            lm_state = lm.prime(lm_state, codes)
+            _, dec = codec.decode_stream(codes[None], dec)
+            return lm_state, dec
+        return jax.jit(run)
+
+    # ---- snapshots -----------------------------------------------------------------------
+    @staticmethod
+    def snapshot(state):
+        """A host copy of ``state`` that survives donation of the live one."""
+        return jax.tree.map(lambda x: np.array(x, copy=True), state)
+
+    @staticmethod
+    def restore(snapshot):
+        return jax.tree.map(jnp.asarray, snapshot)
+
+    def save_state(self, state, path):
+        from safetensors.numpy import save_file
+
+        leaves, _ = jax.tree_util.tree_flatten_with_path(state)
+        save_file({checkpoint._key(p): np.asarray(v) for p, v in leaves}, str(path),
+                  metadata={"model": self.config.name})
+
+    def load_state(self, path):
+        from safetensors.numpy import load_file
+
+        tensors = load_file(str(path))
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(self.init_state(0))
+        try:
+            new = [jnp.asarray(tensors[checkpoint._key(p)]) for p, _ in leaves]
+        except KeyError as err:
+            raise ValueError(f"{path} is not a state of model {self.config.name!r}: missing {err}") from err
+        for (p, old), arr in zip(leaves, new):
+            if old.shape != arr.shape or old.dtype != arr.dtype:
+                raise ValueError(f"{path}: {checkpoint._key(p)} has shape {arr.shape}, expected {old.shape}")
+        return jax.tree_util.tree_unflatten(treedef, new)
+
+    def save(self, directory):
+        checkpoint.save(directory, self.config, {"codec": self.codec, "lm": self.lm, "style": self.style})
+
+
+def _read_audio(audio_or_path):
+    if isinstance(audio_or_path, (str, os.PathLike)):
+        import soundfile
+
+        if not os.path.isfile(audio_or_path):
+            raise FileNotFoundError(f"no audio file {audio_or_path}")
+        data, rate = soundfile.read(str(audio_or_path), dtype="float32", always_2d=True)
+        return data, rate
+    return np.asarray(audio_or_path, np.float32), SAMPLE_RATE
+
+
+def enable_compile_cache():
+    """Use the persistent XLA cache (``JAX_COMPILATION_CACHE_DIR``, default ~/.cache/jamgen/xla)."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(pathlib.Path.home() / ".cache/jamgen/xla")
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def load(spec: str) -> System:
+    """A preset name (weights from ``generator/checkpoints/<name>/`` when present, else a
+    deterministic random init with a one-time warning) or a checkpoint directory."""
+    enable_compile_cache()
+    if spec in PRESETS:
+        directory = CHECKPOINTS / spec
+        if (directory / "config.json").is_file():
+            config, files = checkpoint.read_config(directory)
+            return System(config, directory, files)
+        if spec not in _warned:
+            _warned.add(spec)
+            log.warning("no trained weights for model %r (looked in %s): using a seeded random init, "
+                        "which plays noise-like audio", spec, directory)
+        return System(preset(spec))
+    path = pathlib.Path(spec).expanduser()
+    if path.is_dir():
+        config, files = checkpoint.read_config(path)
+        return System(config, path, files)
+    if path.exists() or os.sep in spec or spec.startswith("."):
+        raise FileNotFoundError(f"{spec} is not a checkpoint directory")
+    raise ValueError(f"unknown model {spec!r}: use a preset ({', '.join(PRESETS)}) or a checkpoint directory")
