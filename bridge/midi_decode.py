@@ -171,9 +171,11 @@ RELATIVE_MODES = ("twos_complement", "binary_offset", "sign_magnitude")
 def relative_delta(mode: str, value: int) -> int:
     """Signed step count of one relative-encoder CC value (0..127).
 
-    * ``twos_complement``: 1..63 up, 127..64 down (127 = -1). Arturia "Relative 1", Akai.
-    * ``binary_offset``: 64 is rest, 65 = +1, 63 = -1. Arturia "Relative 2", Launch Control.
-    * ``sign_magnitude``: bit 6 is the sign, 1 = +1, 65 = -1. Arturia "Relative 3", ReaLearn.
+    * ``twos_complement``: 1..63 up, 127..64 down (127 = -1); Arturia "Relative #2 (0 +/- n)",
+      ReaLearn "encoder 1".
+    * ``binary_offset``: 64 is rest, 65 = +1, 63 = -1; Arturia "Relative #1 (64 +/- n)",
+      ReaLearn "encoder 2".
+    * ``sign_magnitude``: bit 6 is the sign, 1 = +1, 65 = -1; ReaLearn "encoder 3".
     """
     value &= 0x7F
     if mode == "twos_complement":
