@@ -25,6 +25,8 @@ TONE_MODEL = "python:tests.tone_generator:factory"
 _counter = itertools.count()
 
 os.environ["JACK_NO_START_SERVER"] = "1"  # never let libjack autostart a server (6 s hang)
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jaxcache"))
 
 
 def free_udp_port() -> int:

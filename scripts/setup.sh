@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything jamgen needs on Debian/Ubuntu: jackd2 (libjack for JACK-Client), a venv
+# in .venv with the project and its test tools. Safe to run again. Uses sudo when not root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+need=()
+command -v jackd >/dev/null || need+=(jackd2)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
+python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  # Answer jackd2's debconf question (realtime limits) so the install never prompts.
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | $SUDO debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[dev]'
+echo "jamgen is installed in $(pwd)/.venv (run: .venv/bin/jamgen --help)"
