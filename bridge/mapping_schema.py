@@ -107,7 +107,11 @@ class MappingFile:
 
 
 def did_you_mean(word: Any, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    """' (did you mean X?)' for a near miss or an abbreviation of one choice, else ''."""
+    word = str(word)
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not close and len(word) >= 2:
+        close = [c for c in choices if c.startswith(word)][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -370,8 +374,7 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
     if not isinstance(target, str):
         err.add(tline, f"target must be a control name like 'temperature', not {_type_name(target)}")
     elif target not in REGISTRY:
-        hint = controls.suggest(target) or f" (see 'jamgen controls' or bridge/controls.py)"
-        err.add(tline, f"unknown target {target!r}{hint}")
+        err.add(tline, f"unknown target {target!r}{controls.suggest(target)}")
     else:
         control = REGISTRY[target]
 

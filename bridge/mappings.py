@@ -280,7 +280,7 @@ class MappingEngine:
             if m.source.relative is not None:
                 self._apply_relative(st, relative_delta(m.source.relative, ev.value))
             else:
-                self._apply(st, ev.normalised, edge=ev.kind != PROGRAM)
+                self._apply(st, ev.normalised, edge=ev.kind != PROGRAM, note=ev.kind == NOTE)
             return True
 
     def handle_osc(self, address: str, args: list | tuple) -> bool:
@@ -330,11 +330,14 @@ class MappingEngine:
             x = (x - lo) / (hi - lo)
         self._apply(st, clamp01(x), edge=False)
 
-    def _apply(self, st: _State, x: float, edge: bool) -> None:
+    def _apply(self, st: _State, x: float, edge: bool, note: bool = False) -> None:
+        """Apply normalised input ``x``. Buttons "press" at x >= 0.5, notes at any velocity;
+        with ``edge`` a press fires once until released (MIDI), without it every press fires
+        (OSC senders do not always send releases)."""
         m = st.mapping
         control = m.control
         if m.value is not None or control.type == controls.TRIGGER or m.mode in ("toggle", "select"):
-            pressed = x >= 0.5
+            pressed = x > 0.0 if note else x >= 0.5
             fire = pressed and not (edge and st.pressed)
             st.pressed = pressed
             if not fire:
