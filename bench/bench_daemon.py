@@ -1,0 +1,74 @@
+"""Daemon benchmark: generation real-time factor per block, start-up time, underruns per minute.
+
+Runs the real daemon (``jamgen run``) on a private ``jackd -d dummy`` for ``--seconds`` and reads
+its block log. Prints ratios and percentiles; asserts nothing (speed goals live here, not in tests).
+
+    .venv/bin/python bench/bench_daemon.py --seconds 60 [--model tiny] [--block-frames 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--block-frames", type=int, default=5)
+    p.add_argument("--prebuffer", type=float, default=0.3)
+    p.add_argument("--prompt", default="upbeat funk groove with bass and drums")
+    a = p.parse_args()
+    name = f"bench{os.getpid()}"
+    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name, JAX_PLATFORMS="cpu")
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jaxcache"))
+    jackd = subprocess.Popen(["jackd", "-n", name, "-r", "-d", "dummy", "-r", "48000", "-p", "1024"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        time.sleep(0.5)
+        with tempfile.TemporaryDirectory() as tmp:
+            block_log = Path(tmp) / "blocks.jsonl"
+            t0 = time.monotonic()
+            r = subprocess.run(
+                [sys.executable, "-m", "bridge.cli", "run", "--model", a.model, "--jack-server", name,
+                 "--no-osc", "--duration", str(a.seconds), "--block-log", str(block_log),
+                 "--block-frames", str(a.block_frames), "--prebuffer", str(a.prebuffer),
+                 "--prompt", a.prompt, "--status-interval", "3600"],
+                cwd=ROOT, env=env, capture_output=True, text=True)
+            wall = time.monotonic() - t0
+            log = r.stderr
+            if r.returncode != 0:
+                print(log)
+                return 1
+            blocks = [json.loads(line) for line in block_log.read_text().splitlines()]
+    finally:
+        jackd.terminate()
+        jackd.wait()
+    rtf = np.array([b["rtf"] for b in blocks])
+    first_audio = float(log.split("first audio ")[1].split(" s")[0])
+    stop_line = [l for l in log.splitlines() if "stopping:" in l][-1]
+    underruns = int(stop_line.split("underruns ")[1].split(",")[0])
+    xruns = int(stop_line.split("xruns ")[1].split(",")[0])
+    played_minutes = a.seconds / 60.0
+    print(f"model {a.model}, {len(blocks)} blocks of {a.block_frames} frames "
+          f"({a.block_frames * 40} ms), {a.seconds:.0f} s played, {wall:.0f} s wall")
+    print(f"generation RTF (compute / audio) per block: p50 {np.percentile(rtf, 50):.3f}  "
+          f"p95 {np.percentile(rtf, 95):.3f}  p99 {np.percentile(rtf, 99):.3f}  max {rtf.max():.3f}")
+    print(f"start to first audio: {first_audio:.2f} s")
+    print(f"underruns: {underruns} ({underruns / played_minutes:.2f} per minute); xruns: {xruns}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
