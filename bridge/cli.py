@@ -135,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", default="jamgen.wav", metavar="FILE.wav")
 
     sub.add_parser("controls", help="list every control with its range and default")
+
+    mappings = sub.add_parser("mappings", help="mapping file tools (check)",
+                              description="Mapping file tools.")
+    msub = mappings.add_subparsers(dest="mappings_command", metavar="ACTION", parser_class=OneLineParser)
+    check = msub.add_parser("check", help="validate mapping files without starting anything",
+                            description="Validate YAML mapping files; every error is printed as "
+                            "file:line: message; the exit status is 1 if any file is broken.")
+    check.add_argument("files", nargs="+", metavar="FILE")
+
+    learn = sub.add_parser("learn", help="MIDI learn: map the next control moved to TARGET",
+                           description="Wait for the next MIDI control moved (on JACK MIDI) and write "
+                           "its mapping to TARGET into the mapping file, keeping its comments and order.")
+    learn.add_argument("target", metavar="TARGET", help="control name, e.g. guidance or 'prompts[2].weight'")
+    learn.add_argument("--mapping", metavar="FILE", default="mappings/learned.yaml",
+                       help="mapping file to write (created if missing; default mappings/learned.yaml)")
+    learn.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="default 30")
+    learn.add_argument("--jack-server", metavar="NAME", default=os.environ.get("JACK_DEFAULT_SERVER"))
+    learn.add_argument("--input", action="append", metavar="PATTERN",
+                       help="MIDI ports to listen to (fnmatch; default: the file's midi.inputs, or all)")
     return parser
 
 
@@ -243,7 +262,24 @@ def cmd_controls(parser, args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls}
+def cmd_mappings(parser, args) -> int:
+    from bridge.mappings import check_files
+
+    if args.mappings_command != "check":
+        parser.error("mappings needs an action: check FILE...")
+    return check_files(args.files)
+
+
+def cmd_learn(parser, args) -> int:
+    from bridge.learn import cli_learn
+
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    return cli_learn(args.target, args.mapping, args.timeout, args.jack_server, args.input)
+
+
+COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls,
+            "mappings": cmd_mappings, "learn": cmd_learn}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -140,7 +140,38 @@ class Daemon:
         self._t_start = t0
 
     def _start_surfaces(self) -> None:
-        """Start the MIDI input and the mapping-file engine (see bridge.midi, bridge.mappings)."""
+        """Start the MIDI input and the mapping-file engine (see bridge.midi, bridge.mappings).
+
+        A broken mapping file refuses start-up with every error as ``file:line: message``. The
+        file's prompts go into the store first, then the command line's ``--prompt``/``--set``
+        are applied again so they win. Custom OSC addresses and ``/jamgen/learn`` are handed to
+        the engine; the MIDI input (``<client>-midi:midi_in``) always opens, connecting the
+        ports that ``midi.inputs`` names, and follows the file on reload.
+        """
+        from bridge.mappings import MappingEngine, MappingError
+        from bridge.midi import MidiInput
+
+        o = self.options
+        self.mappings = MappingEngine(self.store)
+        if o.mapping:
+            try:
+                self.mappings.load(o.mapping)
+            except MappingError as err:
+                raise StartupError(str(err)) from None
+            self.mappings.apply_prompts()
+            for name, value in self._initial_controls().items():
+                self.store.set(name, value, source="command line")
+            self.mappings.start()
+            self.surfaces.append(self.mappings)
+        if self.osc is not None:
+            self.osc.extra_handler = self.mappings.handle_osc
+            if o.mapping:
+                self.osc.learn_handler = self.mappings.learn
+        self.midi = MidiInput(self.mappings.handle_midi, o.client_name,
+                              self.mappings.midi_settings()["inputs"], o.jack_server)
+        self.mappings.on_reload(lambda mf: self.midi.set_patterns(mf.midi_inputs))
+        self.midi.start()
+        self.surfaces.append(self.midi)
 
     # --- control plumbing ---------------------------------------------------------------------
     def _flush(self) -> None:
