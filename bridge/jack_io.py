@@ -7,8 +7,9 @@ buffers, applies a gain ramp, and mirrors what it played into a second ring buff
 preallocated for the largest period, and everything the callback needs from other threads is a
 plain attribute (reads and writes of Python attributes are atomic under the GIL).
 
-When the buffer runs dry it outputs silence and counts one underrun; it then waits until the
-pre-buffer has filled again, so a slow generator stutters as little as possible.
+When the buffer is about to run dry (less than two periods left), it fades the period out to
+silence and counts one underrun; it then waits until the pre-buffer has filled again and fades
+back in, so a slow, stalled or failing generator never produces a click or garbage.
 
 The JACK server may go away at any time. :class:`JackOutput` notices (shutdown callback), and
 :meth:`JackOutput.maintain`, called periodically by the daemon, closes the dead client and
@@ -115,45 +116,53 @@ class JackOutput:
         out_l = self._ports[0].get_array()
         out_r = self._ports[1].get_array()
         available = rb.read_space // BYTES_PER_FRAME
-        if not self._primed and available >= min(self.prebuffer_frames, rb.size // BYTES_PER_FRAME - nframes):
+        if not self._primed and available >= min(max(self.prebuffer_frames, 3 * nframes),
+                                                 rb.size // BYTES_PER_FRAME - nframes):
             self._primed = True
         target = self.target_gain if self.playing else 0.0
         if not self._primed or (not self.playing and self._gain == 0.0):
             out_l.fill(0.0)
             out_r.fill(0.0)
+            self._gain = 0.0  # whatever plays next fades in
             self._record_silence(nframes)
             return
         inter = self._interleaved[: nframes * CHANNELS]
+        starving = False
         if available >= nframes:
             got = nframes
             _read_into(rb, inter)
-        else:  # underrun: play what is there, then silence, and re-prime
+            if self.playing and available - nframes < nframes:
+                # The next period would run dry (a slow, stalled or failed generator): fade this
+                # one out to silence instead of cutting off, and wait for the pre-buffer again.
+                starving = True
+        else:  # a hard underrun (pre-buffer smaller than two periods): play what is there
             got = available
             if got:
                 _read_into(rb, inter[: got * CHANNELS])
             inter[got * CHANNELS:].fill(0.0)
-            if self.playing:
-                self.underruns += 1
-            self._primed = False
+            starving = self.playing
         self.consumed += got
         np.copyto(out_l, inter[0::2])
         np.copyto(out_r, inter[1::2])
         # Gain: a linear ramp from the current to the target gain over this period.
-        start, stop = self._gain, target
+        start, stop = self._gain, (0.0 if starving else target)
         if start == stop:
             if start != 1.0:
                 out_l *= start
                 out_r *= start
         else:
-            # Never faster than FADE_SECONDS for the full swing, whatever the period length.
-            max_step = nframes / (FADE_SECONDS * SAMPLE_RATE) * max(1.0, start, target)
-            stop = start + min(max(target - start, -max_step), max_step)
+            if not starving:  # never faster than FADE_SECONDS for the full swing
+                max_step = nframes / (FADE_SECONDS * SAMPLE_RATE) * max(1.0, start, stop)
+                stop = start + min(max(stop - start, -max_step), max_step)
             gains = self._gains[:nframes]
             np.multiply(self._ramp[:nframes], stop - start, out=gains)
             gains += start
             out_l *= gains
             out_r *= gains
             self._gain = stop
+        if starving:
+            self.underruns += 1
+            self._primed = False
         if self.record_rb is not None:
             inter[0::2] = out_l
             inter[1::2] = out_r

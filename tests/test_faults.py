@@ -1,0 +1,41 @@
+"""Faults the daemon must survive, end to end: a generator that raises or stalls."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import soundfile
+
+from tests.conftest import record
+
+
+def test_generator_exception_is_logged_once_and_generation_restarts_fresh(daemon_factory):
+    d = daemon_factory(env={"JAMGEN_TEST_FAIL_AT": "6"})
+    blocks = d.wait_for_blocks(12)
+    assert d.proc.poll() is None
+    log = d.log()
+    assert log.count("injected test failure") == 1, log
+    frames = [b["frame"] for b in blocks]
+    restart = frames.index(0, 1)  # the context started again from frame 0 after the failure
+    assert restart == 5 and frames[restart + 1] == 5
+
+
+def test_a_stalled_generator_fades_to_silence_and_back_without_clicks(daemon_factory, jackd, tmp_path):
+    d = daemon_factory(env={"JAMGEN_TEST_STALL_AT": "8:1.5"})
+    d.wait_for_blocks(2)
+    rec = record(jackd, tmp_path / "stall.wav", 5.0)
+    out, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    audio, _ = soundfile.read(tmp_path / "stall.wav", dtype="float32")
+    left = audio[:, 0]
+    loud = np.abs(left) > 1e-3
+    assert loud[:48000].any() and loud[-48000:].any(), "no audio before or after the stall"
+    assert (~loud).sum() > 0.5 * 48000, "the stall did not produce a silent stretch"
+    # The fades are ramps: no sample-to-sample jump beyond the tone's own largest step.
+    step = 0.5 * 2 * np.pi * 220 * 2 ** 1.1 / 48000
+    assert np.abs(np.diff(left)).max() <= 1.05 * step
+    assert d.stop() == 0
+    stop_line = [l for l in d.log().splitlines() if "stopping:" in l][-1]
+    assert "underruns 1," in stop_line, stop_line
