@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from bridge.yaml_lines import LDict, LList, YamlSourceError, compose, load_locat
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 0.4
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
 NEW_FILE = "# jamgen mapping file (created by jamgen learn)\nversion: 1\nmappings:\n"
 
 
@@ -69,7 +71,8 @@ def _flow(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) and value.lower() not in _YAML_WORDS
+        return value if plain else json.dumps(value, ensure_ascii=False)
     return repr(value)
 
 
@@ -151,6 +154,8 @@ def insert_mapping(text: str, rule: str, source: dict[str, Any]) -> str:
         return text[:close].rstrip() + ", " + rule + text[close:]
     last = value_node.value[-1]
     end = _content_end(text, last.start_mark.index, last.end_mark.index)
+    line_end = text.find("\n", end)  # after a trailing comment on the item's last line
+    end = len(text) if line_end < 0 else line_end
     indent = " " * value_node.start_mark.column
     return text[:end] + "\n" + indent + "- " + rule + text[end:]
 
