@@ -62,6 +62,8 @@ class Daemon:
         self.osc: OscServer | None = None
         self.recorder: Recorder | None = None
         self.surfaces: list[Any] = []  # objects with close(), stopped in reverse order
+        self.mappings = None  # bridge.mappings.MappingEngine
+        self.midi = None  # bridge.midi.MidiInput
         self._block_log: TextIO | None = None
 
     # --- start-up -----------------------------------------------------------------------------
@@ -145,7 +147,7 @@ class Daemon:
         A broken mapping file refuses start-up with every error as ``file:line: message``. The
         file's prompts go into the store first, then the command line's ``--prompt``/``--set``
         are applied again so they win. Custom OSC addresses and ``/jamgen/learn`` are handed to
-        the engine; the MIDI input (``<client>-midi:midi_in``) always opens, connecting the
+        the engine; the MIDI input (``<client>:midi_in``) always opens, connecting the
         ports that ``midi.inputs`` names, and follows the file on reload.
         """
         from bridge.mappings import MappingEngine, MappingError
@@ -168,7 +170,8 @@ class Daemon:
             if o.mapping:
                 self.osc.learn_handler = self.mappings.learn
         self.midi = MidiInput(self.mappings.handle_midi, o.client_name,
-                              self.mappings.midi_settings()["inputs"], o.jack_server)
+                              self.mappings.midi_settings()["inputs"], o.jack_server,
+                              jack_output=self.jack)
         self.mappings.on_reload(lambda mf: self.midi.set_patterns(mf.midi_inputs))
         self.midi.start()
         self.surfaces.append(self.midi)
@@ -195,6 +198,8 @@ class Daemon:
         first_audio_logged = False
         while not self.stop_event.wait(0.1):
             self.jack.maintain()
+            if self.midi is not None:
+                self.midi.maintain_shared()
             now = time.monotonic()
             if not first_audio_logged and self.engine.first_audio_time is not None:
                 first_audio_logged = True
@@ -238,4 +243,5 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        faulthandler.enable()  # a crash in native code (libjack, XLA) still leaves a traceback
         faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: dump every stack

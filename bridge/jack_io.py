@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import queue
 import threading
 import time
 
@@ -103,9 +104,16 @@ class JackOutput:
         self._gains = np.zeros(MAX_PERIOD, dtype=np.float32)
         self._silent_rec = np.zeros(MAX_PERIOD * CHANNELS, dtype=np.float32)
         self._ports: list = []
+        # MIDI input on this same client (one JACK client per process; see bridge.midi).
+        self.midi_queue: queue.SimpleQueue | None = None  # set before open() to get <name>:midi_in
+        self.midi_port = None
+        self.midi_dropped = 0
+        self.ports_changed = threading.Event()  # a port appeared/vanished (MIDI re-connects)
 
     # --- the real-time thread ---------------------------------------------------------------
     def _process(self, nframes: int) -> None:
+        if self.midi_port is not None:
+            self._take_midi()
         rb = self.audio_rb
         if self.flush_requests != self._flushes_done:  # stop: drop what is buffered
             self._flushes_done = self.flush_requests
@@ -171,6 +179,15 @@ class JackOutput:
             else:
                 self.record_dropped += nframes
 
+    def _take_midi(self) -> None:
+        """RT: copy incoming MIDI events to the MIDI worker's queue (no parsing here)."""
+        q = self.midi_queue
+        for _offset, data in self.midi_port.incoming_midi_events():
+            if len(data) > 3 or q.qsize() >= 4096:  # SysEx or a flood: not for us
+                self.midi_dropped += 1
+            else:
+                q.put_nowait(bytes(data))
+
     def _record_silence(self, nframes: int) -> None:
         if self.record_rb is not None and self.playing:
             silence = self._silent_rec[: nframes * CHANNELS]
@@ -206,6 +223,10 @@ class JackOutput:
         self._on_blocksize(client.blocksize)
         self._server_gone.clear()
         self._ports = [client.outports.register("out_L"), client.outports.register("out_R")]
+        if self.midi_queue is not None:
+            self.midi_port = client.midi_inports.register("midi_in")
+            client.set_port_registration_callback(lambda port, registered: self.ports_changed.set(),
+                                                  only_available=False)
         client.set_process_callback(self._process)
         client.set_shutdown_callback(self._on_shutdown)
         client.set_xrun_callback(self._on_xrun)
@@ -268,6 +289,7 @@ class JackOutput:
 
     def _drop_client(self) -> None:
         client, self.client = self.client, None
+        self.midi_port = None
         self.connected = False
         self._primed = False
         if client is None:

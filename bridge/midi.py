@@ -1,11 +1,12 @@
 """MIDI input: a JACK MIDI port (or an ALSA virtual port) that feeds the mapping engine.
 
 Decision (see ../shared/research/lab.md §2): on JACK the daemon registers a native JACK-Client
-MIDI input, ``<client>-midi:midi_in`` (``jamgen-midi:midi_in`` by default), in a small client of
-its own. JACK-Client is already a dependency, so no second MIDI library is needed; ALSA's
-sequencer is absent on headless machines and rtmidi does not fall back from it. The port lives
-in a separate client rather than in the audio client so that MIDI can be opened, re-opened and
-connected without touching the audio process callback. Where no JACK server runs but an ALSA
+MIDI input ``<client>:midi_in`` (``jamgen:midi_in``) on its audio client (:mod:`bridge.jack_io`
+copies its events into this module's queue). JACK-Client is already a dependency, so no second
+MIDI library is needed; ALSA's sequencer is absent on headless machines and rtmidi does not fall
+back from it. One client per process matters: libjack segfaults when two clients of one process
+lose their server together. Standalone users (``jamgen learn``, tests) get a small client of
+their own, ``<client>-midi:midi_in``. Where no JACK server runs but an ALSA
 sequencer exists, mido's rtmidi backend opens an ALSA virtual port named the same.
 
 Hardware ports are connected by fnmatch pattern (``midi.inputs`` of the mapping file, matched
@@ -80,9 +81,12 @@ class MidiInput:
     """
 
     def __init__(self, handler: Handler, client_name: str = "jamgen", patterns: Iterable[str] = (),
-                 server: str | None = None, backend: str = "auto"):
+                 server: str | None = None, backend: str = "auto", jack_output=None):
         self.handler = handler
-        self.client_name = f"{client_name}-midi"
+        # In the daemon the port lives on the audio client (``jamgen:midi_in``): libjack crashes
+        # when two clients of one process lose their server at once, so the daemon has one.
+        self.jack_output = jack_output
+        self.client_name = client_name if jack_output is not None else f"{client_name}-midi"
         self.server = server
         self.backend = backend
         self._patterns: list[str] = list(patterns)
@@ -95,6 +99,7 @@ class MidiInput:
         self._alsa_ports: dict[str, object] = {}
         self._alsa_virtual = None
         self._server_gone = False
+        self._last_scan = 0.0
         self.received = 0  # valid messages handed to the handler
         self.dropped = 0  # events dropped: queue full, or too long for a channel message
         self.invalid = 0  # events that did not parse
@@ -104,7 +109,7 @@ class MidiInput:
     @property
     def port_name(self) -> str | None:
         """Full name of our input port (``jamgen-midi:midi_in``), or None while not open."""
-        port = self._port
+        port = self.jack_output.midi_port if self.jack_output is not None else self._port
         return port.name if port is not None else None
 
     def set_patterns(self, patterns: Iterable[str]) -> None:
@@ -113,6 +118,11 @@ class MidiInput:
         self._rescan.set()
 
     def start(self) -> None:
+        if self.jack_output is not None:  # shared client: the daemon calls maintain_shared()
+            self.jack_output.midi_queue = self._queue
+            self._threads = [threading.Thread(target=self._work, name="jamgen-midi", daemon=True)]
+            self._threads[0].start()
+            return
         self._open()
         self._threads = [
             threading.Thread(target=self._work, name="jamgen-midi", daemon=True),
@@ -169,6 +179,27 @@ class MidiInput:
                  f" (connecting {', '.join(self._patterns)})" if self._patterns else "")
         self._connect_jack()
         return True
+
+    def maintain_shared(self) -> None:
+        """Daemon main thread, between JACK reconnects: connect ports matching the patterns.
+
+        Runs in the same thread that closes and re-opens the shared client, so it never
+        touches a client that is being torn down.
+        """
+        out = self.jack_output
+        if out.client is None or out.midi_port is None:
+            return
+        if not (out.ports_changed.is_set() or self._rescan.is_set()
+                or time.monotonic() - self._last_scan >= RESCAN_SECONDS):
+            return
+        out.ports_changed.clear()
+        self._rescan.clear()
+        self._last_scan = time.monotonic()
+        self._client, self._port = out.client, out.midi_port
+        try:
+            self._connect_jack()
+        finally:
+            self._client = self._port = None
 
     def _open_alsa(self) -> None:
         try:

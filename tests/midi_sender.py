@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m tests.midi_sender --server NAME --to jamgen-midi:midi_in [--client NAME]
+    python -m tests.midi_sender --server NAME --to jamgen:midi_in [--client NAME]
         [--per-cycle N] [--hold]  < events.txt
 
 Reads events from stdin, one per line: hex bytes (``b0 15 7f``) or ``sleep SECONDS``. Registers

@@ -237,3 +237,25 @@ def test_cli_learn_14bit(jackd, tmp_path):
     assert f"learned cc14 3 ch3 -> guidance ({path}:5)" in out
     assert path.read_text() == ("# my controller\nversion: 1\nmappings:\n  - {source: {osc: /a}, target: seed}  # keep me\n"
                                 "  - {source: {midi: {cc14: 3, channel: 3}}, target: guidance}\n")
+
+
+def test_fuzzed_mapping_edits_never_stop_the_daemon(rig):
+    import random
+
+    d, sender, path = rig
+    rng = random.Random(7)
+    bomb = "version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for c, p in zip("bcdefgh", "abcdefg"))
+    edits = [bomb, "\x00\xff\xfe garbage", "version: 1\nmappings: [", "- just a list", "version: 1\n" + "x" * 2_000_000]
+    edits += ["".join(rng.choice("{}[]:,-&*!|>'\"#\n abc0123") for _ in range(200)) for _ in range(5)]
+    n0 = len(d.blocks())
+    for text in edits:
+        path.write_bytes(text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)
+        time.sleep(0.7)  # one reload poll each
+    path.write_text(MAPPING)
+    d.wait_for_log("reloaded")
+    assert d.log().count("mapping reload refused") >= 5
+    sender.send("b0 15 7f")
+    assert until(lambda: state(d.osc_port)["/jamgen/prompt/1/weight"], lambda v: v == 1.0) == 1.0
+    d.wait_for_blocks(n0 + 5)
+    assert d.proc.poll() is None
