@@ -101,3 +101,41 @@ def test_every_message_reaches_udpsend_and_feedback_is_routed(path):
     assert len(route) == 1 and recv[0] in [s for s, ds in into.items() if route[0]["id"] in ds]
     routed = route[0]["text"].split()[1:]
     assert set(routed) <= set(builtin_addresses()) | FEEDBACK_ONLY
+
+
+def test_patch_messages_drive_the_running_daemon(daemon_factory):
+    """Send every message box of the patch as udpsend would (``$1`` filled in) to a real daemon."""
+    import socket
+    import time
+
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    d = daemon_factory()
+    d.wait_for_blocks(2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent = 0
+    for path in PATCHES:
+        for box in boxes(load(path)).values():
+            text = box.get("text", "")
+            if box["maxclass"] != "message" or not text.startswith("/") or text.split()[0] in (
+                    "/jamgen/stop", "/jamgen/pause"):
+                continue
+            atoms = text.split()
+            b = OscMessageBuilder(atoms[0])
+            for atom in atoms[1:]:
+                b.add_arg(0.5 if atom == "$1" else int(atom) if atom.isdigit() else atom)
+            sock.sendto(b.build().dgram, ("127.0.0.1", d.osc_port))
+            sent += 1
+        b = OscMessageBuilder("/jamgen/prompt/3/text")  # what textedit -> tosymbol -> prepend sends
+        b.add_arg("dub techno chords")
+        sock.sendto(b.build().dgram, ("127.0.0.1", d.osc_port))
+    time.sleep(1.0)
+    log = d.log()
+    assert sent > 20
+    assert "WARNING: OSC:" not in log, log  # no unknown address, bad argument or parse warning
+    assert d.proc.poll() is None
+    from tests.test_midi_e2e import state
+
+    st = state(d.osc_port)
+    assert st["/jamgen/guidance"] == 0.5 and st["/jamgen/temperature"] == 0.5 and st["/jamgen/prompt/7/weight"] == 0.5
+    assert st["/jamgen/prompt/3/text"] == "dub techno chords"
