@@ -137,5 +137,5 @@ def test_patch_messages_drive_the_running_daemon(daemon_factory):
     from tests.test_midi_e2e import state
 
     st = state(d.osc_port)
-    assert st["/jamgen/guidance"] == 0.5 and st["/jamgen/temperature"] == 0.5 and st["/jamgen/prompt/7/weight"] == 0.5
+    assert st["/jamgen/guidance"] == 0.5 and st["/jamgen/temperature"] == 0.5 and st["/jamgen/volume"] == 0.5
     assert st["/jamgen/prompt/3/text"] == "dub techno chords"
