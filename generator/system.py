@@ -43,10 +43,15 @@ class System:
 
     def __init__(self, config: SystemConfig, directory=None, files=None):
         self.config = config
-        rngs = nnx.Rngs(config.seed)
-        self.codec = Codec(config.codec, rngs=rngs)
-        self.lm = Depthformer(config.lm, rngs=rngs)
-        self.style = StyleModel(config.style, rngs=rngs)
+
+        def make():
+            rngs = nnx.Rngs(config.seed)
+            return (Codec(config.codec, rngs=rngs), Depthformer(config.lm, rngs=rngs),
+                    StyleModel(config.style, rngs=rngs))
+
+        # one compiled init (persistently cached) instead of hundreds of eager ops; only shapes
+        # when the weights come from a checkpoint anyway
+        self.codec, self.lm, self.style = nnx.eval_shape(make) if directory else nnx.jit(make)()
         self.directory = directory
         if directory is not None:
             checkpoint.load_into(directory, files or {},
