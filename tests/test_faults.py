@@ -39,3 +39,42 @@ def test_a_stalled_generator_fades_to_silence_and_back_without_clicks(daemon_fac
     assert d.stop() == 0
     stop_line = [l for l in d.log().splitlines() if "stopping:" in l][-1]
     assert "underruns 1," in stop_line, stop_line
+
+
+def test_a_server_at_the_wrong_rate_is_refused_clearly_until_a_48k_one_returns(daemon_factory, jackd):
+    jackd.stop()
+    jackd.rate = 44100
+    jackd.start()
+    d = daemon_factory()
+    d.wait_for_log("runs at 44100 Hz")
+    assert "jamgen:out_L" not in jackd.ports()
+    assert d.proc.poll() is None
+    jackd.stop()
+    jackd.rate = 48000
+    jackd.start()
+    d.wait_for_log("connected again", timeout=5)
+    n = len(d.blocks())
+    d.wait_for_blocks(n + 3)
+
+
+def test_buffer_size_change_and_a_vanishing_client_do_not_stop_the_audio(daemon_factory, jackd, tmp_path):
+    import subprocess
+
+    d = daemon_factory()
+    d.wait_for_blocks(2)
+    rec = record(jackd, tmp_path / "a.wav", 30.0)
+    time.sleep(1.5)
+    rec.kill()  # a connected client disappears without saying goodbye
+    rec.wait()
+    r = subprocess.run(["jack_bufsize", "512"], env=jackd.env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    time.sleep(0.5)
+    rec = record(jackd, tmp_path / "b.wav", 2.0)
+    out, err = rec.communicate(timeout=60)
+    assert rec.returncode == 0, err
+    audio, _ = soundfile.read(tmp_path / "b.wav", dtype="float32")
+    assert np.abs(audio[:, 0]).max() > 0.4
+    jumps = np.abs(np.diff(audio[:, 0]))
+    assert jumps.max() <= 1.5 * np.percentile(jumps, 99)
+    assert d.proc.poll() is None
+    assert d.stop() == 0
