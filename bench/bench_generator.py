@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--block", type=int, default=5, help="frames per generate call (5 = 200 ms)")
     ap.add_argument("--blocks", type=int, default=100, help="blocks per round")
     ap.add_argument("--rounds", type=int, default=3, help="best-of rounds (by p95)")
+    ap.add_argument("--streams", type=int, default=0,
+                    help="also time N independent streams batched with vmap (GPU throughput)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -77,7 +79,37 @@ def main():
     print(f"per-frame step within blocks, ms: {percentiles(per_frame)}")
     print(f"single-frame calls (frames=1), ms: {percentiles(frames)} "
           f"-> {1e3 / np.median(frames):.1f} frames/s (40 ms budget)")
+    if args.streams:
+        bench_streams(gen, args.streams, args.block, args.blocks, block_ms)
     print(f"peak RSS {rss:.0f} MiB")
+
+
+def bench_streams(gen, n, block, count, block_ms):
+    """N streams in one batched step: vmap of the system's pure generate function."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    fn = jax.jit(jax.vmap(functools.partial(gen._generate_fn, frames=block),
+                          in_axes=(None, 0, 0, None, None, None)), donate_argnums=(1,))
+    states = jax.tree.map(lambda *x: jnp.stack(x), *[gen.init_state(i) for i in range(n)])
+    style = jnp.tile(jnp.asarray(gen.style_tokens((("jazz trio", 1.0),)))[None], (n, 1))
+    args = (np.float32(3.0), np.float32(1.1), np.int32(40))
+    t0 = time.perf_counter()
+    audio, states = fn(gen._params, states, style, *args)
+    audio.block_until_ready()
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in tqdm(range(count), desc=f"{n} streams", leave=False):
+        t = time.perf_counter()
+        audio, states = fn(gen._params, states, style, *args)
+        np.asarray(audio)
+        times.append((time.perf_counter() - t) * 1e3)
+    times = np.asarray(times)
+    print(f"{n} streams batched (compile {compile_s:.1f} s), block ms: {percentiles(times)}; "
+          f"RTF p99 {np.percentile(times, 99) / block_ms:.3f}; "
+          f"{n * block * 1e3 / np.median(times):.0f} frames/s in total")
 
 
 if __name__ == "__main__":

@@ -107,8 +107,11 @@ class System:
         return self._gen._cache_size()
 
     def warmup(self, frames: int = 5, prompt: str = "warm up"):
-        """Compile the hot path for ``frames``-frame blocks and load + compile the text tower."""
+        """Compile the hot path for ``frames``-frame blocks and load + compile the text tower
+        for every prompt-length bucket, so no later call compiles (persistently cached)."""
         self.embed_style(prompt)
+        for n in self.text_encoder.BUCKETS[1:]:
+            self._embed_texts([" ".join(["music"] * (n - 4))])
         state = self.init_state(0)
         controls = GenerationControls(prompts=((prompt, 1.0),))
         audio, _ = self.generate(state, controls, frames)
