@@ -188,8 +188,9 @@ def cmd_run(parser, args) -> int:
         mapping=args.mapping,
         prompts=args.prompt,
         settings=_settings(args),
-        osc_host=args.osc_host or "127.0.0.1",
-        osc_port=None if args.no_osc else (9000 if args.osc_port is None else args.osc_port),
+        osc_host=args.osc_host,
+        osc_port=args.osc_port,
+        no_osc=args.no_osc,
         osc_allow=args.osc_allow,
         jack_server=args.jack_server,
         client_name=args.client_name,
@@ -206,7 +207,8 @@ def cmd_run(parser, args) -> int:
     try:
         return daemon.run()
     except StartupError as err:
-        logging.getLogger("jamgen").error("%s", err)
+        for line in str(err).splitlines():  # a mapping file may have several errors, one line each
+            logging.getLogger("jamgen").error("%s", line)
         return 1
 
 

@@ -205,7 +205,11 @@ class ControlStore:
         self._listeners: list[Listener] = []
         for name, value in (initial or {}).items():
             self.set(name, value, source="initial")
-        with self._lock:  # initial weights apply at once, without a fade-in
+        self.settle()
+
+    def settle(self) -> None:
+        """Jump slewed weights to their targets (start-up values apply without a fade-in)."""
+        with self._lock:
             for n in self._slewed:
                 self._slewed[n] = self._targets[n]
 

@@ -38,8 +38,9 @@ class DaemonOptions:
     mapping: str | None = None
     prompts: list[tuple[str, float]] = dataclasses.field(default_factory=list)
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # --set NAME=VALUE
-    osc_host: str = "127.0.0.1"
-    osc_port: int | None = 9000  # None: no OSC
+    osc_host: str | None = None  # None: the mapping file's osc.listen, else 127.0.0.1
+    osc_port: int | None = None  # None: the mapping file's osc.listen, else 9000
+    no_osc: bool = False
     osc_allow: list[str] | None = None
     jack_server: str | None = None
     client_name: str = "jamgen"
@@ -83,21 +84,27 @@ class Daemon:
         jack.set_error_function(lambda m: log.debug("libjack: %s", m))
         jack.set_info_function(lambda m: log.debug("libjack: %s", m))
         t0 = time.monotonic()
-        if o.mapping:
-            try:
-                with open(o.mapping, "rb"):
-                    pass
-            except OSError as err:
-                raise StartupError(f"cannot read mapping file {o.mapping}: {err.strerror}") from None
         if o.block_log:
             try:
                 self._block_log = open(o.block_log, "a", encoding="utf-8", buffering=1)
             except OSError as err:
                 raise StartupError(f"cannot write block log {o.block_log}: {err.strerror}") from None
-        try:
-            self.store = ControlStore(self._initial_controls())
+        # The mapping file first: a broken one is refused before the (slow) model loads.
+        from bridge.mappings import MappingEngine, MappingError
+
+        self.store = ControlStore()
+        self.mappings = MappingEngine(self.store)
+        if o.mapping:
+            try:
+                self.mappings.load(o.mapping)
+            except MappingError as err:
+                raise StartupError(str(err)) from None
+        try:  # the file's prompts, then the command line's --prompt/--set, which win
+            for name, value in {**self.mappings.initial_values(), **self._initial_controls()}.items():
+                self.store.set(name, value, source="start-up")
         except ValueError as err:
             raise StartupError(str(err)) from None
+        self.store.settle()  # start-up prompts sound at once, without a fade-in
 
         log.info("loading model %r", o.model)
         try:
@@ -125,11 +132,17 @@ class Daemon:
             except Exception as err:  # soundfile raises its own error type for bad paths
                 raise StartupError(f"cannot record to {o.record}: {err}") from None
             self.recorder.start()
-        if o.osc_port is not None:
+        if not o.no_osc:
+            osc = self.mappings.osc_settings()
+            host, port = osc["listen"] or ("127.0.0.1", 9000)
+            host = o.osc_host or host
+            port = o.osc_port if o.osc_port is not None else port
             try:
-                self.osc = OscServer(self.store, o.osc_host, o.osc_port, o.osc_allow, self.engine.sounding)
+                self.osc = OscServer(self.store, host, port, o.osc_allow, self.engine.sounding)
             except OSError as err:
-                raise StartupError(f"cannot listen for OSC on {o.osc_host}:{o.osc_port}: {err.strerror}") from None
+                raise StartupError(f"cannot listen for OSC on {host}:{port}: {err.strerror}") from None
+            if osc["feedback"]:
+                self.osc.add_subscriber(*osc["feedback"])
             self.engine.before_block.append(self.osc.apply_due)
         self._start_surfaces()
         self.engine.start()
@@ -144,25 +157,15 @@ class Daemon:
     def _start_surfaces(self) -> None:
         """Start the MIDI input and the mapping-file engine (see bridge.midi, bridge.mappings).
 
-        A broken mapping file refuses start-up with every error as ``file:line: message``. The
-        file's prompts go into the store first, then the command line's ``--prompt``/``--set``
-        are applied again so they win. Custom OSC addresses and ``/jamgen/learn`` are handed to
+        The mapping file itself was loaded (and a broken one refused) at the top of start().
+        Custom OSC addresses and ``/jamgen/learn`` are handed to
         the engine; the MIDI input (``<client>:midi_in``) always opens, connecting the
         ports that ``midi.inputs`` names, and follows the file on reload.
         """
-        from bridge.mappings import MappingEngine, MappingError
         from bridge.midi import MidiInput
 
         o = self.options
-        self.mappings = MappingEngine(self.store)
         if o.mapping:
-            try:
-                self.mappings.load(o.mapping)
-            except MappingError as err:
-                raise StartupError(str(err)) from None
-            self.mappings.apply_prompts()
-            for name, value in self._initial_controls().items():
-                self.store.set(name, value, source="command line")
             self.mappings.start()
             self.surfaces.append(self.mappings)
         if self.osc is not None:
