@@ -26,7 +26,7 @@ from bridge import controls
 from bridge.controls import ControlError, ControlStore, NUM_PROMPTS
 from bridge.mapping_schema import Mapping, MappingFile, parse
 from bridge.midi_decode import NOTE, PROGRAM, MidiDecoder, SourceEvent, relative_delta
-from bridge.ratelog import RateLimitedLog
+from bridge.ratelimit import RateLimitedLogger
 from bridge.transforms import Pickup, clamp01
 from bridge.yaml_lines import YamlSourceError, load_located, read_text
 
@@ -127,7 +127,7 @@ class MappingEngine:
         self._lock = threading.RLock()
         self._active: _Active | None = None
         self._decoder = MidiDecoder()
-        self._bad = RateLimitedLog(log)
+        self._bad = RateLimitedLogger(log)
         self._path: str | None = None
         self._stamp: tuple | None = None
         self._watcher: threading.Thread | None = None

@@ -39,7 +39,7 @@ from typing import Callable, Iterable
 
 import mido
 
-from bridge.ratelog import RateLimitedLog
+from bridge.ratelimit import RateLimitedLogger
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class MidiInput:
         self.backend = backend
         self._patterns: list[str] = list(patterns)
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        self._bad = RateLimitedLog(log)
+        self._bad = RateLimitedLogger(log)
         self._stop = threading.Event()
         self._rescan = threading.Event()
         self._client = None  # jack.Client while JACK is in use
