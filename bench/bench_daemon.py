@@ -17,9 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, private_jackd, stop_counts  # noqa: E402
+
 
 
 def main() -> int:
@@ -31,12 +33,8 @@ def main() -> int:
     p.add_argument("--prompt", default="upbeat funk groove with bass and drums")
     a = p.parse_args()
     name = f"bench{os.getpid()}"
-    env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name, JAX_PLATFORMS="cpu")
-    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jaxcache"))
-    jackd = subprocess.Popen(["jackd", "-n", name, "-r", "-d", "dummy", "-r", "48000", "-p", "1024"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    jackd, env = private_jackd(name)
     try:
-        time.sleep(0.5)
         with tempfile.TemporaryDirectory() as tmp:
             block_log = Path(tmp) / "blocks.jsonl"
             t0 = time.monotonic()
@@ -57,9 +55,7 @@ def main() -> int:
         jackd.wait()
     rtf = np.array([b["rtf"] for b in blocks])
     first_audio = float(log.split("first audio ")[1].split(" s")[0])
-    stop_line = [l for l in log.splitlines() if "stopping:" in l][-1]
-    underruns = int(stop_line.split("underruns ")[1].split(",")[0])
-    xruns = int(stop_line.split("xruns ")[1].split(",")[0])
+    underruns, xruns = stop_counts(log)
     played_minutes = a.seconds / 60.0
     print(f"model {a.model}, {len(blocks)} blocks of {a.block_frames} frames "
           f"({a.block_frames * 40} ms), {a.seconds:.0f} s played, {wall:.0f} s wall")

@@ -1,0 +1,133 @@
+"""Soak benchmark: hours of generation under scripted OSC and MIDI changes.
+
+Starts a private ``jackd -d dummy``, the daemon on the default model with a mapping file, then
+sends an OSC temperature change and a MIDI CC (mapped to guidance) every few hundred ms.
+Reports underruns, xruns, RSS growth (after the first minute, to skip compile/warm-up),
+p99 block compute time, and control-to-block latency (OSC send -> first block generated with
+the new value, from the block log). Goals: 0 underruns, RSS growth < 5 %, p99 latency < 250 ms.
+
+    .venv/bin/python bench/soak.py --minutes 60 [--model tiny] [--interval 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+import numpy as np
+from pythonosc.udp_client import SimpleUDPClient
+from tqdm import tqdm
+
+import jack
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, private_jackd, stop_counts  # noqa: E402
+
+MAPPING = """version: 1
+midi: {inputs: ["soak:*"]}
+mappings:
+  - {source: {midi: {cc: 21, channel: 1}}, target: guidance, range: [0.0, 8.0]}
+"""
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--interval", type=float, default=0.3, help="seconds between scripted changes")
+    a = p.parse_args()
+    name = f"soak{os.getpid()}"
+    jackd, env = private_jackd(name)
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "soak.yaml").write_text(MAPPING)
+    block_log = tmp / "blocks.jsonl"
+    osc_port = 19000 + os.getpid() % 1000
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "run", "--model", a.model, "--jack-server", name,
+         "--osc-port", str(osc_port), "--mapping", str(tmp / "soak.yaml"), "--block-log", str(block_log),
+         "--prompt", "upbeat funk groove with bass and drums", "--status-interval", "600"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "daemon.log", "w"))
+    midi_q: queue.SimpleQueue = queue.SimpleQueue()
+    client = jack.Client("soak", servername=name, no_start_server=True)
+    midi_out = client.midi_outports.register("out")
+
+    @client.set_process_callback
+    def process(frames):
+        midi_out.clear_buffer()
+        while not midi_q.empty():
+            midi_out.write_midi_event(0, midi_q.get_nowait())
+
+    client.activate()
+    osc = SimpleUDPClient("127.0.0.1", osc_port)
+    sent: list[tuple[float, float]] = []  # (time, temperature value)
+    rss: list[tuple[float, int]] = []
+    try:
+        while not block_log.exists() or not block_log.read_text().strip():
+            if daemon.poll() is not None:
+                print((tmp / "daemon.log").read_text())
+                return 1
+            time.sleep(0.2)
+        t_start = time.monotonic()
+        total = a.minutes * 60
+        i = 0
+        with tqdm(total=int(total), unit="s", desc="soak") as bar:
+            while (elapsed := time.monotonic() - t_start) < total:
+                value = round(0.5 + (i % 997) / 997, 4)  # unique for a long stretch
+                sent.append((time.time(), value))
+                osc.send_message("/jamgen/temperature", value)
+                midi_q.put(bytes([0xB0, 21, i % 128]))
+                i += 1
+                if i % max(1, int(10 / a.interval)) == 0:
+                    rss.append((elapsed, rss_kib(daemon.pid)))
+                time.sleep(a.interval)
+                bar.n = int(elapsed)
+                bar.refresh()
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+        client.deactivate()
+        client.close()
+        jackd.terminate()
+        jackd.wait()
+    log = (tmp / "daemon.log").read_text()
+    blocks = [json.loads(line) for line in block_log.read_text().splitlines()]
+    underruns, xruns = stop_counts(log)
+    rtf = np.array([b["rtf"] for b in blocks])
+    walls = np.array([b["wall"] for b in blocks])
+    temps = np.array([b["controls"]["temperature"] for b in blocks])
+    latencies = []
+    for t_sent, value in sent:
+        idx = np.flatnonzero((walls >= t_sent) & np.isclose(temps, value))
+        if idx.size:
+            latencies.append(walls[idx[0]] - t_sent)
+    latencies = np.array(latencies) * 1000
+    after_warmup = [r for t, r in rss if t >= 60] or [r for _, r in rss]
+    growth = (after_warmup[-1] - after_warmup[0]) / after_warmup[0] * 100 if len(after_warmup) > 1 else 0.0
+    guidance_seen = len({b["controls"]["guidance"] for b in blocks})
+    print(f"soak: {a.minutes:.1f} min, model {a.model}, {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes")
+    print(f"underruns {underruns}, xruns {xruns}; distinct guidance values from MIDI: {guidance_seen}")
+    print(f"block compute / audio: p50 {np.percentile(rtf, 50):.3f}  p99 {np.percentile(rtf, 99):.3f}")
+    print(f"RSS {after_warmup[0] / 1024:.0f} -> {after_warmup[-1] / 1024:.0f} MiB ({growth:+.2f} % after warm-up)")
+    if latencies.size:
+        print(f"control-to-block latency (ms): p50 {np.percentile(latencies, 50):.0f}  "
+              f"p99 {np.percentile(latencies, 99):.0f}  max {latencies.max():.0f}  "
+              f"({latencies.size}/{len(sent)} changes seen; the others were superseded within one block)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
