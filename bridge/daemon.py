@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
+import queue
 import logging
 import signal
 import threading
@@ -123,6 +124,8 @@ class Daemon:
         self.engine = Engine(gen, self.store, audio_rb, o.block_frames, prebuffer_frames, self._block_log)
         self.jack = JackOutput(audio_rb, prebuffer_frames, o.client_name, o.jack_server, o.connect, record_rb)
         self.engine.stream_position = lambda: self.jack.consumed
+        if callable(getattr(gen, "drain_midi", None)):  # a generator that makes notes
+            self.engine.midi_out = self.jack.midi_out_queue = queue.SimpleQueue()
         self.engine.on_flush = self._flush
         self.store.subscribe(self._on_control)
         self._apply_output_controls()

@@ -18,6 +18,7 @@ out the buffer, then silence).
 from __future__ import annotations
 
 import collections
+import queue
 import json
 import logging
 import threading
@@ -73,6 +74,10 @@ class Engine:
         self.first_audio_time: float | None = None
         self.stream_position: Callable[[], int] = lambda: 0  # set by the daemon: samples consumed
         self.on_flush: Callable[[], None] = lambda: None  # set by the daemon: drop buffered audio
+        # Generators that also make notes expose drain_midi() -> [(sample offset in the last
+        # block, bytes)]; the events go to the JACK callback stamped with stream positions.
+        self._drain_midi = getattr(generator, "drain_midi", None)
+        self.midi_out: "queue.SimpleQueue | None" = None
         self._recent: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=64)
         self._listeners: list[BlockListener] = []
         # Called with the wall time at which the next block will start sounding, just before its
@@ -157,6 +162,16 @@ class Engine:
         elapsed = time.perf_counter() - t0
         self._state = state
         self._last_error = ""
+        if self._drain_midi is not None:
+            try:
+                events = self._drain_midi()
+            except Exception as err:  # noqa: BLE001
+                self._report_error("drain_midi", err)
+                events = []
+            if self.midi_out is not None:
+                for offset, data in events:
+                    if 0 <= offset < self.block_samples and 1 <= len(data) <= 3:
+                        self.midi_out.put((self.written + int(offset), bytes(data)))
         self.audio_rb.write(audio)  # [n, 2] C-contiguous float32 is already interleaved
         if self.first_audio_time is None:
             self.first_audio_time = time.monotonic()

@@ -109,11 +109,20 @@ class JackOutput:
         self.midi_port = None
         self.midi_dropped = 0
         self.ports_changed = threading.Event()  # a port appeared/vanished (MIDI re-connects)
+        # MIDI output (<name>:midi_out) for generators that make notes: the engine queues
+        # (stream_sample, bytes); the callback sends each event in the period that plays that
+        # sample, so notes stay sample-aligned with the audio they belong to.
+        self.midi_out_queue: queue.SimpleQueue | None = None  # set before open() to get midi_out
+        self.midi_out_port = None
+        self._midi_pending: list[tuple[int, bytes]] = []
+        self._notes_on: set[tuple[int, int]] = set()  # (status & 0x0F, note) sounding downstream
 
     # --- the real-time thread ---------------------------------------------------------------
     def _process(self, nframes: int) -> None:
         if self.midi_port is not None:
             self._take_midi()
+        if self.midi_out_port is not None:
+            self._send_midi(nframes)
         rb = self.audio_rb
         if self.flush_requests != self._flushes_done:  # stop: drop what is buffered
             self._flushes_done = self.flush_requests
@@ -188,6 +197,42 @@ class JackOutput:
             else:
                 q.put_nowait(bytes(data))
 
+    def _send_midi(self, nframes: int) -> None:
+        """RT: send the queued generator notes that fall into this period.
+
+        ``consumed`` is the stream position of this period's first sample *before* this period's
+        audio is read, so an event at stream sample p goes out at offset p - consumed. When the
+        transport stops playing, or buffered audio is flushed, every sounding note gets its
+        note-off at once, so a DAW never keeps a stuck note.
+        """
+        port = self.midi_out_port
+        port.clear_buffer()
+        q = self.midi_out_queue
+        pending = self._midi_pending
+        while not q.empty():
+            pending.append(q.get_nowait())
+        flushing = self.flush_requests != self._flushes_done
+        if flushing:
+            pending.clear()
+        if not self.playing or flushing or not self._primed:
+            self._all_notes_off(port)
+            return
+        end = self.consumed + nframes
+        while pending and pending[0][0] < end:
+            position, data = pending.pop(0)
+            status = data[0] & 0xF0
+            key = (data[0] & 0x0F, data[1]) if len(data) > 1 else None
+            if status == 0x90 and data[2] > 0:
+                self._notes_on.add(key)
+            elif status == 0x80 or status == 0x90:
+                self._notes_on.discard(key)
+            port.write_midi_event(max(0, min(nframes - 1, position - self.consumed)), data)
+
+    def _all_notes_off(self, port) -> None:
+        while self._notes_on:
+            channel, note = self._notes_on.pop()
+            port.write_midi_event(0, bytes((0x80 | channel, note, 0)))
+
     def _record_silence(self, nframes: int) -> None:
         if self.record_rb is not None and self.playing:
             silence = self._silent_rec[: nframes * CHANNELS]
@@ -223,6 +268,9 @@ class JackOutput:
         self._on_blocksize(client.blocksize)
         self._server_gone.clear()
         self._ports = [client.outports.register("out_L"), client.outports.register("out_R")]
+        if self.midi_out_queue is not None:
+            self.midi_out_port = client.midi_outports.register("midi_out")
+            self._notes_on.clear()  # a new server has no notes sounding
         if self.midi_queue is not None:
             self.midi_port = client.midi_inports.register("midi_in")
             client.set_port_registration_callback(lambda port, registered: self.ports_changed.set(),
@@ -289,7 +337,7 @@ class JackOutput:
 
     def _drop_client(self) -> None:
         client, self.client = self.client, None
-        self.midi_port = None
+        self.midi_port = self.midi_out_port = None
         self.connected = False
         self._primed = False
         if client is None:

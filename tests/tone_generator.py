@@ -7,6 +7,8 @@ Its output encodes the controls it was generated with, so tests can hear them:
 Fault injection for reliability tests, from the environment:
 - ``JAMGEN_TEST_FAIL_AT=N``: ``generate`` raises on its N-th call (once);
 - ``JAMGEN_TEST_STALL_AT=N:SECONDS``: ``generate`` sleeps on its N-th call.
+MIDI (``tests.tone_generator:midi_factory``): each block also yields one note, on at the block's
+start and off 187.5 ms later (so a transport change almost always lands mid-note), pitch 60 + block number mod 12, for the JACK MIDI output tests.
 """
 
 from __future__ import annotations
@@ -65,3 +67,23 @@ class ToneGenerator:
 
 def factory() -> ToneGenerator:
     return ToneGenerator()
+
+
+class NoteToneGenerator(ToneGenerator):
+    def __init__(self):
+        super().__init__()
+        self._events: list[tuple[int, bytes]] = []
+
+    def generate(self, state: ToneState, controls: GenerationControls, frames: int):
+        audio, new_state = super().generate(state, controls, frames)
+        note = 60 + (state.frame // frames) % 12
+        self._events = [(0, bytes((0x90, note, 100))), (9000, bytes((0x80, note, 0)))]
+        return audio, new_state
+
+    def drain_midi(self) -> list[tuple[int, bytes]]:
+        events, self._events = self._events, []
+        return events
+
+
+def midi_factory() -> NoteToneGenerator:
+    return NoteToneGenerator()
