@@ -1,0 +1,14 @@
+"""Training data for jamgen: symbolic sources with exact captions, rendered to 48 kHz stereo on the fly.
+
+* :mod:`generator.data.sources` -- ``Work``, ``iter_works``: arranged, captioned MIDI (music21, mma, Debian).
+* :mod:`generator.data.render` -- ``Renderer``: MIDI -> 48 kHz stereo float32 with FluidSynth in-process.
+* :mod:`generator.data.clips` -- ``iter_clips`` (streaming training clips) and the ``build`` command
+  (``python -m generator.data build --hours H --out DIR``).
+
+Licences and attribution of every source: ``generator/data/ATTRIBUTION.md``.
+"""
+
+from .sources import SOURCES, SPLITS, MissingToolError, Work, WorkRef, iter_works, load_work, split_of, work_refs
+
+__all__ = ["SOURCES", "SPLITS", "MissingToolError", "Work", "WorkRef", "iter_works", "load_work", "split_of",
+           "work_refs"]
