@@ -5,7 +5,10 @@
 - a preset name (``tiny``, ...) or a checkpoint directory (``config.json`` + ``*.safetensors``):
   the native JAX/Flax model of :mod:`generator.system`;
 - ``python:package.module:factory``: any object implementing the interface, built by calling
-  ``factory()`` (used by the tests' deterministic generator and by third-party backends).
+  ``factory()`` (used by the tests' deterministic generator and by third-party backends);
+- ``magenta:mrt2_small`` / ``magenta:mrt2_base``: the official Magenta RealTime 2 weights through
+  the optional ``magenta-rt`` package (:mod:`generator.backends.magenta_rt2`). The bare names
+  ``mrt2_small`` / ``mrt2_base`` stay jamgen's own random-weight presets of the same shapes.
 """
 
 from __future__ import annotations
@@ -49,10 +52,25 @@ def _load_python(spec: str) -> Generator:
     return gen
 
 
+def _load_magenta(spec: str) -> Generator:
+    from generator.backends import magenta_assets  # file checks only: no jax, no magenta_rt
+
+    name = spec[len("magenta:"):]
+    try:
+        magenta_assets.preflight(name)  # the extra and the weights, before the slow imports
+        from generator.backends import magenta_rt2
+
+        return magenta_rt2.load(name)
+    except (ImportError, FileNotFoundError, ValueError) as err:
+        raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
+
+
 def load(spec: str = DEFAULT_MODEL) -> Generator:
     """Build the generator named by ``spec`` (see module docstring)."""
     if spec.startswith("python:"):
         return _load_python(spec)
+    if spec.startswith("magenta:"):
+        return _load_magenta(spec)
     from generator import system  # heavy (jax): imported only when a native model is asked for
 
     try:
