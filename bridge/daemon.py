@@ -9,6 +9,7 @@ Shutdown fades out and stops everything in reverse order, so a ``--record`` WAV 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import faulthandler
 import queue
@@ -67,6 +68,7 @@ class Daemon:
         self.mappings = None  # bridge.mappings.MappingEngine
         self.midi = None  # bridge.midi.MidiInput
         self._block_log: TextIO | None = None
+        self._embedder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jamgen-embed")
 
     # --- start-up -----------------------------------------------------------------------------
     def _initial_controls(self) -> dict[str, Any]:
@@ -195,6 +197,16 @@ class Daemon:
     def _on_control(self, name: str, value: Any) -> None:
         if name in ("transport", "volume_db", "mute"):
             self._apply_output_controls()
+        elif name.endswith(".text") and value:
+            # Embed a new prompt off the generation thread, so the block that first uses it
+            # finds it cached instead of paying for the text encoder.
+            self._embedder.submit(self._prefetch_style, value)
+
+    def _prefetch_style(self, text: str) -> None:
+        try:
+            self.engine.generator.embed_style(text)
+        except Exception as err:  # noqa: BLE001 - the generation thread will report it properly
+            log.debug("prefetching the style of %r failed: %s", text, err)
 
     # --- running ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -239,6 +251,7 @@ class Daemon:
         self.engine.stop()
         if self.recorder is not None:
             self.recorder.close()
+        self._embedder.shutdown(wait=False, cancel_futures=True)
         if self._block_log is not None:
             self._block_log.close()
 
