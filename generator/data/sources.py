@@ -394,7 +394,8 @@ def _music21_base(ref: WorkRef) -> tuple[mido.MidiFile, dict] | None:
 
 def _m21_attribution(ref: WorkRef, info: dict) -> tuple[str, str]:
     coll = ref.collection.split("/", 1)[1]
-    comp = info.get("composer") or coll
+    comp = info.get("composer") or ("traditional" if "folk" in _M21_GENRES.get(coll, "") or "tune" in
+                                     _M21_GENRES.get(coll, "") or "air" in _M21_GENRES.get(coll, "") else coll)
     lic = "public-domain work; encoding from the music21 corpus (music21/corpus/license.txt)"
     if ref.path.endswith(".krn"):
         lic += "; Humdrum encoding from CCARH KernScores (check commercial use)"
