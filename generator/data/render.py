@@ -79,6 +79,8 @@ class Renderer:
                 raise MissingToolError(f"FluidSynth could not load soundfont {p}")
             self.sfids[name] = sfid
         self._buf = np.zeros((8192, 2), np.float32)
+        # Silence rendered before each piece so the previous piece's reverb tail does not leak in.
+        self._flush_frames = sample_rate // 4
 
     def close(self) -> None:
         if getattr(self, "synth", None) is not None:
@@ -164,10 +166,13 @@ class Renderer:
         mix = self.mix(seed)
         info: dict = {"soundfont": sf_name, "mix": mix}
         syn = self.synth
-        syn.system_reset()
+        syn.system_reset()  # notes, controllers, programs; the effect tails are flushed below
+        for ch in range(16):
+            syn.all_sounds_off(ch)
+        self._skip(self._flush_frames)
         syn.set_reverb(**mix["reverb"])
         syn.set_chorus(nr=mix["chorus"]["nr"], level=mix["chorus"]["level"], speed=mix["chorus"]["speed"],
-                       depth=mix["chorus"]["depth"])
+                       depth=mix["chorus"]["depth"], type=0)
         for ch in range(16):
             self._select(sfid, ch, 0, info)
             syn.cc(ch, 7, 100)
