@@ -629,9 +629,9 @@ def _mma_work(ref: WorkRef, rng: random.Random, seed: int) -> Work | None:
 # package -> (glob of MIDI files, genre words, licence, attribution)
 DEBIAN_MIDI = {
     "openttd-openmsx": ("/usr/share/games/openttd/baseset/openmsx/*.mid", "retro video game music", "GPL-2.0",
-                        "OpenMSX music set for OpenTTD (OpenTTD community composers)"),
+                        "OpenMSX music set for OpenTTD (various authors, see its readme.txt)"),
     "planetblupi-music-midi": ("/usr/share/planetblupi/music/*.mid", "playful video game music", "GPL-3.0-or-later",
-                               "Planet Blupi music (Epsitec SA / Daniel Roux)"),
+                               "Planet Blupi music (Epsitec SA; Debian package by Mathieu Schroeter)"),
 }
 
 
