@@ -8,7 +8,9 @@
   ``factory()`` (used by the tests' deterministic generator and by third-party backends);
 - ``magenta:mrt2_small`` / ``magenta:mrt2_base``: the official Magenta RealTime 2 weights through
   the optional ``magenta-rt`` package (:mod:`generator.backends.magenta_rt2`). The bare names
-  ``mrt2_small`` / ``mrt2_base`` stay jamgen's own random-weight presets of the same shapes.
+  ``mrt2_small`` / ``mrt2_base`` stay jamgen's own random-weight presets of the same shapes;
+- ``symbolic`` / ``symbolic-tiny`` or a symbolic checkpoint directory: the Music Transformer played
+  by FluidSynth, with MIDI out (:mod:`generator.symbolic.system`).
 """
 
 from __future__ import annotations
@@ -65,12 +67,29 @@ def _load_magenta(spec: str) -> Generator:
         raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
 
+def _is_symbolic_dir(spec: str) -> bool:
+    from generator.symbolic.checkpoint import is_checkpoint  # json only: no jax
+
+    return os.path.isdir(os.path.expanduser(spec)) and is_checkpoint(os.path.expanduser(spec))
+
+
+def _load_symbolic(spec: str) -> Generator:
+    from generator.symbolic import system as symbolic_system
+
+    try:
+        return symbolic_system.load(spec)
+    except (ImportError, FileNotFoundError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
+
+
 def load(spec: str = DEFAULT_MODEL) -> Generator:
     """Build the generator named by ``spec`` (see module docstring)."""
     if spec.startswith("python:"):
         return _load_python(spec)
     if spec.startswith("magenta:"):
         return _load_magenta(spec)
+    if spec.startswith("symbolic") or _is_symbolic_dir(spec):
+        return _load_symbolic(spec)
     from generator import system  # heavy (jax): imported only when a native model is asked for
 
     try:

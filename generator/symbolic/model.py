@@ -1,0 +1,232 @@
+"""Decoder-only Music Transformer over performance tokens, style-conditioned, with a streaming step.
+
+Why these choices:
+
+- **Relative positions by RoPE with integer, periodic frequencies.** Each rotary frequency is
+  ``2*pi*m_i / 65536`` for an integer ``m_i`` (the nearest to the usual ``base**(-2i/D)``), and
+  angles are computed as ``(pos * m_i) mod 65536`` in integer arithmetic. Rotations are therefore
+  exactly periodic in the position, so the streaming ring-buffer cache stores keys rotated once
+  when written and positions may wrap forever: hours of streaming lose no precision, nothing is
+  re-rotated per step, and the cost per token is constant.
+- **Style conditioning is additive at the input of every position**: ``h0 = embed(token) +
+  cond`` with ``cond = proj(style)`` for a 384-d MiniLM sentence vector (the blended prompt
+  embedding) or a learned ``null`` vector when the prompt is absent or dropped (conditioning
+  dropout at training). A prefix token would fall out of the sliding window; an additive
+  condition is present at every step, so a style change acts on the very next token.
+- **CFG runs as batch 2** (row 0 conditional, row 1 unconditional, separate caches), and every
+  control (style vector, its presence flag, guidance, temperature, top-k) is a traced array, so
+  changing a control never recompiles.
+
+Shapes: B batch, T time, W cache slots, H heads, D head size, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from generator import sampling
+from generator.symbolic import tokens as tok
+
+NEG = -1e9
+ROPE_PERIOD = 1 << 16  # positions wrap here; a multiple of every power-of-two window
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SymbolicConfig:
+    name: str = "symbolic"
+    vocab: int = tok.VOCAB
+    d_model: int = 256
+    layers: int = 4
+    heads: int = 4
+    ffn: int = 768
+    window: int = 256  # KV-cache slots at generation = training sequence length
+    style_dim: int = 384  # MiniLM sentence vectors
+    cond_dropout: float = 0.15
+    rope_base: float = 10_000.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.window & (self.window - 1) or self.window > ROPE_PERIOD:
+            raise ValueError(f"window must be a power of two <= {ROPE_PERIOD}, got {self.window}")
+        if self.d_model % self.heads or (self.d_model // self.heads) % 2:
+            raise ValueError("d_model / heads must be an even integer")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SymbolicConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown symbolic config keys {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+PRESETS = {
+    "symbolic": SymbolicConfig(),
+    "symbolic-tiny": SymbolicConfig(name="symbolic-tiny", d_model=64, layers=2, heads=2, ffn=128, window=64),
+}
+
+
+def rope_freqs(head_dim: int, base: float) -> np.ndarray:
+    """Integer multipliers m_i of ``2*pi / ROPE_PERIOD`` nearest to RoPE's ``base**(-2i/D)``."""
+    theta = base ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    return np.maximum(1, np.round(theta * ROPE_PERIOD / (2 * np.pi))).astype(np.int32)
+
+
+def rope_angles(positions, head_dim: int, base: float):
+    """positions [...] (int, any size: wrapped) -> cos, sin [..., head_dim // 2], exactly periodic."""
+    m = jnp.asarray(rope_freqs(head_dim, base))
+    phase = ((positions.astype(jnp.int32) % ROPE_PERIOD)[..., None] * m) % ROPE_PERIOD
+    ang = phase.astype(jnp.float32) * (2 * np.pi / ROPE_PERIOD)
+    return jnp.cos(ang), jnp.sin(ang)
+
+
+def rotate(x, cos, sin):
+    """Rotate pairs (first half, second half) of x [..., D] by the angles (cos/sin broadcast to [..., D/2])."""
+    a, b = jnp.split(x, 2, axis=-1)
+    return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+class Attention(nnx.Module):
+    def __init__(self, d: int, heads: int, *, rngs: nnx.Rngs):
+        self.heads, self.head_dim = heads, d // heads
+        self.qkv = nnx.Linear(d, 3 * d, use_bias=False, rngs=rngs)
+        self.out = nnx.Linear(d, d, use_bias=False, rngs=rngs)
+
+    def _split(self, x):
+        q, k, v = jnp.split(self.qkv(x), 3, axis=-1)
+        shape = x.shape[:-1] + (self.heads, self.head_dim)
+        return q.reshape(shape), k.reshape(shape), v.reshape(shape)
+
+    def seq(self, x, cos, sin, mask):
+        """x [B,T,d]; cos/sin [T, D/2] of absolute positions; mask [T,T]."""
+        q, k, v = self._split(x)
+        q = rotate(q, cos[:, None], sin[:, None])
+        k = rotate(k, cos[:, None], sin[:, None])
+        logits = jnp.einsum("bthd,bshd->bhts", q, k) * self.head_dim ** -0.5
+        logits = jnp.where(mask, logits, NEG)
+        a = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(logits, -1), v)
+        return self.out(a.reshape(x.shape))
+
+    def step(self, x, cache, slot, cos, sin, valid):
+        """x [B,d]; cache (k, v) [B,W,H,D] with keys already rotated; cos/sin [D/2] of this position."""
+        q, k, v = self._split(x)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k[:, None], slot, axis=1)
+        cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v[:, None], slot, axis=1)
+        logits = jnp.einsum("bhd,bshd->bhs", q, ck) * self.head_dim ** -0.5
+        logits = jnp.where(valid[None, None], logits, NEG)
+        a = jnp.einsum("bhs,bshd->bhd", jax.nn.softmax(logits, -1), cv)
+        return self.out(a.reshape(x.shape)), (ck, cv)
+
+
+class Block(nnx.Module):
+    def __init__(self, d: int, heads: int, ffn: int, *, rngs: nnx.Rngs):
+        self.norm1 = nnx.RMSNorm(d, rngs=rngs)
+        self.attn = Attention(d, heads, rngs=rngs)
+        self.norm2 = nnx.RMSNorm(d, rngs=rngs)
+        self.up = nnx.Linear(d, ffn, rngs=rngs)
+        self.down = nnx.Linear(ffn, d, rngs=rngs)
+
+    def _mlp(self, x):
+        return self.down(jax.nn.gelu(self.up(self.norm2(x))))
+
+    def seq(self, x, cos, sin, mask):
+        x = x + self.attn.seq(self.norm1(x), cos, sin, mask)
+        return x + self._mlp(x)
+
+    def step(self, x, cache, slot, cos, sin, valid):
+        h, cache = self.attn.step(self.norm1(x), cache, slot, cos, sin, valid)
+        x = x + h
+        return x + self._mlp(x), cache
+
+
+class MusicTransformer(nnx.Module):
+    def __init__(self, cfg: SymbolicConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        d = cfg.d_model
+        self.embed = nnx.Embed(cfg.vocab, d, rngs=rngs)
+        self.style_proj = nnx.Linear(cfg.style_dim, d, rngs=rngs)
+        self.null_style = nnx.Param(jnp.zeros((d,)))
+        self.blocks = nnx.List([Block(d, cfg.heads, cfg.ffn, rngs=rngs) for _ in range(cfg.layers)])
+        self.norm = nnx.RMSNorm(d, rngs=rngs)
+        self.head = nnx.Linear(d, cfg.vocab, rngs=rngs)
+
+    @property
+    def head_dim(self) -> int:
+        return self.cfg.d_model // self.cfg.heads
+
+    def condition(self, style, use_style):
+        """style [B, 384] float, use_style [B] bool -> [B, d]."""
+        return jnp.where(use_style[:, None], self.style_proj(style), self.null_style[...][None])
+
+    def __call__(self, tokens, style, use_style):
+        """Teacher-forced logits [B,T,V] for tokens [B,T] (T <= window)."""
+        t = tokens.shape[1]
+        x = self.embed(tokens) + self.condition(style, use_style)[:, None]
+        cos, sin = rope_angles(jnp.arange(t), self.head_dim, self.cfg.rope_base)
+        i, j = jnp.arange(t)[:, None], jnp.arange(t)[None, :]
+        mask = (j <= i) & (j > i - self.cfg.window)
+        for block in self.blocks:
+            x = block.seq(x, cos, sin, mask)
+        return self.head(self.norm(x))
+
+    # ---- streaming -----------------------------------------------------------------------
+    def init_cache(self, batch: int = 2):
+        shape = (batch, self.cfg.window, self.cfg.heads, self.head_dim)
+        kv = tuple((jnp.zeros(shape), jnp.zeros(shape)) for _ in self.blocks)
+        return {"kv": kv, "filled": jnp.zeros((self.cfg.window,), bool), "pos": jnp.int32(0)}
+
+    def step(self, cache, token, cond):
+        """Feed token [B] at position ``cache['pos']`` -> (logits [B,V], new cache). cond [B,d]."""
+        pos = cache["pos"]
+        slot = pos % self.cfg.window  # ROPE_PERIOD is a multiple of any power-of-two window
+        filled = cache["filled"].at[slot].set(True)
+        cos, sin = rope_angles(pos, self.head_dim, self.cfg.rope_base)
+        x = self.embed(token) + cond
+        kv = []
+        for block, c in zip(self.blocks, cache["kv"]):
+            x, c = block.step(x, c, slot, cos, sin, filled)
+            kv.append(c)
+        logits = self.head(self.norm(x))
+        return logits, {"kv": tuple(kv), "filled": filled, "pos": (pos + 1) % ROPE_PERIOD}
+
+
+def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, temperature, top_k,
+                 length: int):
+    """Sample ``length`` tokens with CFG; everything but ``length`` is traced.
+
+    state: {"cache": batch-2 cache, "token": int32 last token, "key": PRNG key}.
+    style [384] float32; has_style bool (False = both rows unconditional).
+    Returns (tokens [length] int32, new state).
+    """
+    styles = jnp.stack([style, style])
+    use = jnp.stack([has_style, jnp.bool_(False)])
+    cond = model.condition(styles, use)
+
+    def body(s, _):
+        logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
+        mixed = sampling.cfg(logits[0], logits[1], guidance)
+        mixed = mixed.at[jnp.array([tok.PAD, tok.BOS])].set(NEG)  # never sample structure tokens
+        key, sub = jax.random.split(s["key"])
+        t = sampling.sample(sub, mixed, temperature, top_k)
+        return {"cache": cache, "token": t, "key": key}, t
+
+    state, toks = jax.lax.scan(body, state, None, length=length)
+    return toks, state
+
+
+def param_count(model: nnx.Module) -> int:
+    return int(sum(np.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param))))

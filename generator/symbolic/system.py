@@ -1,0 +1,327 @@
+"""The symbolic generator behind the daemon's interface: Music Transformer -> events -> FluidSynth.
+
+How one ``generate(state, controls, frames)`` call works (one block of ``frames * 1920`` samples):
+
+1. The prompts are blended (normalised weighted mean of cached MiniLM vectors, the same
+   :class:`generator.style.StyleBank` logic as the audio model) and mapped to GM programs and a
+   drum kit (:mod:`generator.symbolic.instruments`); changed programs are sent at the block start.
+2. Tokens are sampled in fixed chunks (one jitted ``lax.scan``; guidance, temperature, top-k and
+   the style vector are traced, so no control change recompiles) and decoded into note events
+   until the decoder's clock is ``lookahead`` past the block's end. Events therefore always
+   exist before their audio is rendered (event lead time >= lookahead), and a control change
+   reaches the very next events generated: latency <= the lookahead plus the time covered by
+   one over-generated chunk, plus the daemon's pre-buffer.
+3. Events due in the block are applied to an in-process FluidSynth between
+   ``fluid_synth_write_float`` calls at their exact sample offsets, and queued as raw MIDI
+   for :meth:`drain_midi` (the daemon's ``jamgen:midi_out``) with the same offsets.
+
+Note hygiene: a note-on of a sounding (channel, pitch) first ends it; note-offs of silent notes
+are dropped; drum hits end after 100 ms; any note ends after ``max_note_s``. ``init_state`` ends
+every sounding note (also in the MIDI queue) and silences the synth, so reset/stop leave nothing
+stuck. The synth belongs to the generator (one per process), so only the most recent state
+returned by ``init_state``/``generate`` may be used.
+
+Guard: one block samples at most ``max_tokens_per_s`` tokens per second of audio; if the model
+has not advanced time by then (a degenerate stream of note tokens), the decoder clock is moved
+forward, so a block's cost is bounded.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import dataclasses
+import functools
+import heapq
+import logging
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.style import StyleBank
+from generator.symbolic import checkpoint as ckpt
+from generator.symbolic import tokens as tok
+from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, sample_chunk
+from generator.symbolic.tokens import write_midi  # noqa: F401  (re-exported for the CLI)
+
+log = logging.getLogger(__name__)
+CHECKPOINTS = pathlib.Path(__file__).resolve().parent.parent / "checkpoints"
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
+STEP_SAMPLES = int(round(tok.STEP_SECONDS * SAMPLE_RATE))  # 480
+_warned: set[str] = set()
+
+
+def default_soundfont() -> str:
+    env = os.environ.get("JAMGEN_SOUNDFONT")
+    if env:
+        return env
+    for path in SOUNDFONTS:
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError("no GM soundfont: apt-get install fluid-soundfont-gm (or set JAMGEN_SOUNDFONT)")
+
+
+@dataclasses.dataclass
+class SymbolicState:
+    """Everything one stream needs. ``model`` is a pytree of arrays (donated to the sampler)."""
+
+    model: dict
+    decoder: tok.Decoder
+    position: int = 0  # samples rendered since init_state
+    pending: list = dataclasses.field(default_factory=list)  # heap (sample, seq, status, ch, pitch, vel, serial)
+    active: dict = dataclasses.field(default_factory=dict)  # (channel, pitch) -> serial of the sounding note
+    programs: dict = dataclasses.field(default_factory=dict)  # channel -> program sent
+    serial: int = 0
+    tokens: int = 0  # tokens sampled since init_state
+    forced: int = 0  # times the guard moved the clock
+    leads: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=100_000))
+
+
+class SymbolicSystem:
+    sample_rate = SAMPLE_RATE
+    frame_samples = FRAME_SAMPLES
+
+    def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
+                 chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
+                 max_tokens_per_s: float = 400.0, meta: dict | None = None):
+        import fluidsynth
+
+        self.config = config
+        self.meta = meta or {}
+        self.model = model if model is not None else nnx.jit(
+            lambda: MusicTransformer(config, rngs=nnx.Rngs(config.seed)))()
+        self.chunk = int(chunk)
+        self.lookahead = int(lookahead_s * SAMPLE_RATE)
+        self.max_note = int(max_note_s * SAMPLE_RATE)
+        self.max_tokens_per_s = max_tokens_per_s
+        self._graph, self._params = nnx.split(self.model)
+        self._sample = jax.jit(self._sample_fn, donate_argnums=(1,))
+        self.soundfont = soundfont or default_soundfont()
+        self.synth = fluidsynth.Synth(gain=gain, samplerate=float(SAMPLE_RATE))
+        self.sfid = self.synth.sfload(self.soundfont)
+        if self.sfid < 0:
+            raise ValueError(f"cannot load soundfont {self.soundfont}")
+        self.kits = [p for p in range(128) if self.synth.sfpreset_name(self.sfid, 128, p)]
+        self._write = fluidsynth.cfunc("fluid_synth_write_float", ctypes.c_int,
+                                       ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
+                                       ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1),
+                                       ("lincr", ctypes.c_int, 1), ("rout", ctypes.c_void_p, 1),
+                                       ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
+        self.bank = StyleBank(self._embed_texts, lambda v: v)
+        self._outbox: list[tuple[int, bytes]] = []  # MIDI of the last block (+ reset note-offs)
+        self._reset_offs: list[tuple[int, bytes]] = []
+        self._live: SymbolicState | None = None
+        self.last_block: dict = {}
+
+    # ---- model ---------------------------------------------------------------------------
+    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k):
+        return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
+                            temperature, top_k, self.chunk)
+
+    def compile_count(self) -> int:
+        return self._sample._cache_size()
+
+    def sample_tokens(self, state: SymbolicState, controls: GenerationControls, n_chunks: int = 1) -> np.ndarray:
+        """Sample ``n_chunks * chunk`` tokens into ``state`` (no decoding); for tests and eval."""
+        vec = self.bank.blend(controls.prompts)
+        style = np.zeros((self.config.style_dim,), np.float32) if vec is None else vec
+        out = []
+        for _ in range(n_chunks):
+            toks, state.model = self._sample(self._params, state.model, jnp.asarray(style), jnp.bool_(vec is not None),
+                                             jnp.float32(controls.guidance), jnp.float32(controls.temperature),
+                                             jnp.int32(controls.top_k))
+            out.append(np.asarray(toks))
+        return np.concatenate(out)
+
+    # ---- style ---------------------------------------------------------------------------
+    @functools.cached_property
+    def text_encoder(self):
+        from generator.text_encoder import TextEncoder
+
+        return TextEncoder()
+
+    def _embed_texts(self, texts):
+        return self.text_encoder(list(texts))
+
+    def embed_style(self, text: str) -> np.ndarray:
+        """The 384-d MiniLM vector of a prompt (cached); the model learns its own projection."""
+        return self.bank.vector(text)
+
+    @functools.cached_property
+    def chooser(self):
+        from generator.symbolic.instruments import InstrumentChooser
+
+        return InstrumentChooser(self._embed_texts, self.kits)
+
+    def programs_for(self, prompts) -> dict[int, int]:
+        """{MIDI channel: program} for a prompt list (drum channel: kit program)."""
+        vec = self.bank.blend(prompts)
+        programs, kit = self.chooser.choose(vec)
+        out = {tok.part_channel(p): prog for p, prog in programs.items()}
+        out[tok.DRUM_CHANNEL] = kit
+        return out
+
+    # ---- interface -----------------------------------------------------------------------
+    def init_state(self, seed: int = 0) -> SymbolicState:
+        """Fresh context; ends every sounding note of the previous stream (synth and MIDI out)."""
+        old = self._live
+        offs = []
+        if old is not None:
+            for ch, pitch in list(old.active):
+                offs.append((0, bytes([0x80 | ch, pitch, 0])))
+        for ch in range(16):
+            self.synth.cc(ch, 123, 0)  # all notes off
+            self.synth.cc(ch, 120, 0)  # all sounds off (cuts release tails too)
+        self._reset_offs = offs
+        self._outbox = []
+        model_state = {"cache": self.model.init_cache(2), "token": jnp.int32(tok.BOS),
+                       "key": jax.random.key(int(seed) & 0x7FFFFFFF)}
+        self._live = SymbolicState(model=model_state, decoder=tok.Decoder())
+        return self._live
+
+    def generate(self, state: SymbolicState, controls: GenerationControls, frames: int):
+        """Continue by ``frames`` frames -> (audio float32 [frames*1920, 2], state)."""
+        n = int(frames) * FRAME_SAMPLES
+        start, end = state.position, state.position + n
+        self._outbox = self._reset_offs
+        self._reset_offs = []
+        # 1. programs chosen by the style (sent at the block start when they change)
+        for ch, prog in self.programs_for(controls.prompts).items():
+            if state.programs.get(ch) != prog:
+                state.programs[ch] = prog
+                self._push(state, start, 0xC0, ch, prog, 0)
+        # 2. tokens -> events until the decoder clock is past the block end (+ lookahead)
+        target = end + self.lookahead
+        budget = max(self.chunk, int(self.max_tokens_per_s * n / SAMPLE_RATE))
+        used = 0
+        while state.decoder.step * STEP_SAMPLES < target:
+            if used >= budget:
+                state.decoder.step = -(-target // STEP_SAMPLES)
+                state.forced += 1
+                break
+            for t in self.sample_tokens(state, controls):
+                ev = state.decoder.feed(int(t))
+                if ev is not None:
+                    self._schedule(state, ev, start)
+            used += self.chunk
+            state.tokens += self.chunk
+        # 3. render with events at their sample offsets
+        audio = np.zeros((n, CHANNELS), np.float32)
+        pos = start
+        while state.pending and state.pending[0][0] < end:
+            t, _, status, ch, a, b, serial = heapq.heappop(state.pending)
+            t = max(t, start)
+            self._render(audio, pos - start, t - pos)
+            pos = t
+            self._apply(state, t - start, status, ch, a, b, serial)
+        self._render(audio, pos - start, end - pos)
+        state.position = end
+        self.last_block = {"tokens": used, "pending": len(state.pending), "active": len(state.active)}
+        np.clip(audio, -1.0, 1.0, out=audio)
+        return audio, state
+
+    def drain_midi(self) -> list[tuple[int, bytes]]:
+        """The raw MIDI messages of the block the last ``generate`` call returned, as
+        ``(sample offset within that block, message bytes)`` in time order; the note-offs that
+        ``init_state`` issued for notes still sounding are at offset 0 of the next block.
+        Messages: note-on/off (0x90/0x80) and program change (0xC0) on channels 0-15, channel 9 =
+        drums. Call after every ``generate``; undrained messages are dropped by the next one."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # ---- scheduling ----------------------------------------------------------------------
+    def _push(self, state, sample, status, ch, a, b, serial=0):
+        state.serial += 1
+        heapq.heappush(state.pending, (int(sample), state.serial, status, ch, a, b, serial))
+
+    def _schedule(self, state: SymbolicState, ev: tok.Event, block_start: int):
+        t = ev.step * STEP_SAMPLES
+        state.leads.append(t - block_start)
+        ch = tok.part_channel(ev.part)
+        if ev.on:
+            self._push(state, t, 0x90, ch, ev.pitch, max(1, min(127, ev.velocity)))
+        else:
+            self._push(state, t, 0x80, ch, ev.pitch, 0)
+
+    def _apply(self, state, offset, status, ch, a, b, serial):
+        key = (ch, a)
+        if status == 0x90:
+            if key in state.active:  # re-strike: end the sounding one first
+                self._emit(offset, 0x80, ch, a, 0)
+            self._emit(offset, 0x90, ch, a, b)
+            state.serial += 1
+            state.active[key] = state.serial
+            hold = int(tok.DRUM_HIT_SECONDS * SAMPLE_RATE) if ch == tok.DRUM_CHANNEL else self.max_note
+            self._push(state, state.position + offset + hold, 0x80, ch, a, 0, serial=state.serial)
+        elif status == 0x80:
+            if key not in state.active:
+                return
+            if serial and state.active[key] != serial:  # a timed-out guard of an older note
+                return
+            if not serial and ch == tok.DRUM_CHANNEL:
+                return  # drum hits end by their own timer
+            del state.active[key]
+            self._emit(offset, 0x80, ch, a, 0)
+        elif status == 0xC0:
+            if ch == tok.DRUM_CHANNEL:
+                self.synth.program_select(ch, self.sfid, 128, a)
+            else:
+                self.synth.program_select(ch, self.sfid, 0, a)
+            self._outbox.append((offset, bytes([0xC0 | ch, a])))
+
+    def _emit(self, offset, status, ch, pitch, vel):
+        if status == 0x90:
+            self.synth.noteon(ch, pitch, vel)
+        else:
+            self.synth.noteoff(ch, pitch)
+        self._outbox.append((offset, bytes([status | ch, pitch, vel])))
+
+    def _render(self, audio: np.ndarray, offset: int, count: int):
+        if count <= 0:
+            return
+        base = audio.ctypes.data + offset * CHANNELS * 4
+        self._write(self.synth.synth, count, base, 0, 2, base, 1, 2)
+
+    # ---- warm-up and measures ------------------------------------------------------------
+    def warmup(self, frames: int = 5, prompt: str = "warm up"):
+        """Load the text tower and the instrument table, compile the sampler: no later call
+        compiles. Leaves the synth silent."""
+        self.embed_style(prompt)
+        for n in self.text_encoder.BUCKETS[1:]:
+            self._embed_texts([" ".join(["music"] * (n - 4))])
+        self.chooser  # noqa: B018 - builds the program/kit table
+        state = self.init_state(0)
+        audio, _ = self.generate(state, GenerationControls(prompts=((prompt, 1.0),)), frames)
+        assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
+        self.init_state(0)
+        self._reset_offs, self._outbox = [], []
+
+    def describe(self) -> str:
+        return f"{self.config.name} ({self.soundfont})"
+
+
+def load(spec: str, soundfont: str | None = None) -> SymbolicSystem:
+    """``symbolic`` / ``symbolic-tiny`` (weights from ``generator/checkpoints/<name>/`` when
+    present, else a seeded random init with a warning) or a symbolic checkpoint directory."""
+    from generator.system import enable_compile_cache
+
+    enable_compile_cache()
+    if spec in PRESETS:
+        directory = CHECKPOINTS / spec
+        if ckpt.is_checkpoint(directory):
+            config, model, meta = ckpt.load(directory)
+            return SymbolicSystem(config, model, soundfont, meta=meta)
+        if spec not in _warned:
+            _warned.add(spec)
+            log.warning("no trained weights for model %r (looked in %s): using a seeded random init", spec, directory)
+        return SymbolicSystem(PRESETS[spec], soundfont=soundfont)
+    path = pathlib.Path(spec).expanduser()
+    if path.is_dir():
+        config, model, meta = ckpt.load(path)
+        return SymbolicSystem(config, model, soundfont, meta=meta)
+    raise ValueError(f"unknown symbolic model {spec!r}: use {', '.join(PRESETS)} or a checkpoint directory")
