@@ -96,6 +96,8 @@ def test_music21_work_caption_and_transposed_key():
     progs = {msg.program for t in w.midi.tracks for msg in t if msg.type == "program_change"}
     assert {gm.program_name(p) for p in progs} >= set(m["instruments"])
     assert w.duration > 10
+    # a four-part chorale: one channel (and one program) per part, so parts can be panned apart
+    assert len({msg.channel for t in w.midi.tracks for msg in t if msg.type == "note_on"}) == 4
 
 
 def test_key_names():

@@ -233,6 +233,7 @@ class Renderer:
                 syn.pitch_bend(msg.channel, msg.pitch)
         advance(end_f)
 
+        info["width_scale"] = _mono_compatible(out)
         rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2))) if total else 0.0
         info["raw_rms_dbfs"] = 20 * np.log10(max(rms, 1e-12))
         if normalize and rms > 1e-6:
@@ -245,6 +246,31 @@ class Renderer:
         info["rms_dbfs"] = 20 * np.log10(max(float(np.sqrt(np.mean(out.astype(np.float64) ** 2))), 1e-12))
         info["peak_dbfs"] = 20 * np.log10(max(float(np.abs(out).max()) if total else 0.0, 1e-12))
         return out, info
+
+
+MIN_CORRELATION = 0.1
+
+
+def _mono_compatible(out: np.ndarray) -> float:
+    """Narrow the stereo image in place when L/R correlation is below ``MIN_CORRELATION``.
+
+    Some GM samples are (partly) anti-phase between L and R; with hard pans a mix can reach
+    correlation -0.5, which cancels in mono and is not what real mixes sound like. Scaling the side
+    signal S = (L-R)/2 by k gives corr = (M^2 - k^2 S^2) / (M^2 + k^2 S^2) for uncorrelated M, S.
+    Returns k (1.0 = untouched).
+    """
+    if out.shape[0] == 0 or stereo_correlation(out) >= MIN_CORRELATION:
+        return 1.0
+    m = (out[:, 0] + out[:, 1]) * 0.5
+    sd = (out[:, 0] - out[:, 1]) * 0.5
+    em, es = float(np.mean(m.astype(np.float64) ** 2)), float(np.mean(sd.astype(np.float64) ** 2))
+    if es <= 0:
+        return 1.0
+    c = MIN_CORRELATION + 0.05
+    k = float(np.sqrt(em * (1 - c) / (es * (1 + c))))
+    out[:, 0] = m + k * sd
+    out[:, 1] = m - k * sd
+    return k
 
 
 def stereo_correlation(audio: np.ndarray) -> float:

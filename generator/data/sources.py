@@ -261,6 +261,25 @@ def arrange(mid: mido.MidiFile, programs: dict[int, int], transpose: int = 0, te
     return out
 
 
+def channels_by_track(mid: mido.MidiFile) -> mido.MidiFile:
+    """Give every note-bearing track its own channel (skipping the drum channel).
+
+    music21 writes parts with the same instrument on one channel; re-orchestrating parts separately
+    (and panning them apart) needs one channel per part. More than 15 parts share channels cyclically.
+    """
+    chans = [c for c in range(16) if c != gm.DRUM_CHANNEL]
+    out = mido.MidiFile(type=1, ticks_per_beat=mid.ticks_per_beat)
+    k = 0
+    for track in mid.tracks:
+        if any(m.type == "note_on" for m in track):
+            ch = chans[k % len(chans)]
+            k += 1
+            out.tracks.append(mido.MidiTrack(m.copy(channel=ch) if hasattr(m, "channel") else m for m in track))
+        else:
+            out.tracks.append(track)
+    return out
+
+
 def _instrument_words(stats: dict[int, dict], programs: dict[int, int], max_n: int = 4,
                       walking: bool = False) -> list[str]:
     """Caption names of the programs, most-played first, without duplicates."""
@@ -407,6 +426,7 @@ def _music21_work(ref: WorkRef, rng: random.Random, seed: int) -> Work | None:
     if base is None:
         return None
     mid, info = base
+    mid = channels_by_track(mid)
     stats = channel_stats(mid)
     stats.pop(gm.DRUM_CHANNEL, None)
     if not stats or mid.length < 4:
