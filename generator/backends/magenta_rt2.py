@@ -186,6 +186,7 @@ class MagentaRT2Generator:
         self._channels = model.input_num_channels
         self._embeddings: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self._last_blend: tuple[Any, list[int] | None] = (None, None)
+        self._embed_lock = threading.Lock()
         self._notes_lock = threading.Lock()
         self._held: set[int] = set()
         self._fresh: set[int] = set()  # note-ons not yet seen by a generated frame
@@ -257,16 +258,17 @@ class MagentaRT2Generator:
 
     def embed_style(self, text: str) -> np.ndarray:
         """MusicCoCa's 768-d embedding of ``text``, L2-normalised (cached per text)."""
-        emb = self._embeddings.get(text)
-        if emb is None:
-            emb = np.asarray(self._style.embed(text, use_mapper=self._use_mapper), np.float32).reshape(-1)
-            emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
-            self._embeddings[text] = emb
-            if len(self._embeddings) > 256:  # bounded: prompts typed live accumulate
-                self._embeddings.popitem(last=False)
-        else:
-            self._embeddings.move_to_end(text)
-        return emb.copy()
+        with self._embed_lock:  # TFLite interpreters and the cache are not thread-safe
+            emb = self._embeddings.get(text)
+            if emb is None:
+                emb = np.asarray(self._style.embed(text, use_mapper=self._use_mapper), np.float32).reshape(-1)
+                emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
+                self._embeddings[text] = emb
+                if len(self._embeddings) > 256:  # bounded: prompts typed live accumulate
+                    self._embeddings.popitem(last=False)
+            else:
+                self._embeddings.move_to_end(text)
+            return emb.copy()
 
     def warmup(self):
         """Runs one frame on a throwaway state, so the first live block pays no first-call cost
@@ -286,7 +288,8 @@ class MagentaRT2Generator:
         weights = np.asarray([w for _, w in prompts], np.float32)
         weights /= weights.sum()
         blend = sum(w * self.embed_style(t) for (t, _), w in zip(prompts, weights))
-        tokens = np.asarray(self._style.tokenize(np.asarray(blend, np.float32))).reshape(-1)
+        with self._embed_lock:
+            tokens = np.asarray(self._style.tokenize(np.asarray(blend, np.float32))).reshape(-1)
         levels = MUSICCOCA.rvq_truncation_level
         tokens = [int(t) for t in tokens[:levels]]
         tokens = tokens[: self._style_levels] + [MASKED] * (levels - self._style_levels)
