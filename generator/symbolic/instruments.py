@@ -15,7 +15,7 @@ import numpy as np
 from generator.data import gm
 from generator.symbolic import tokens as tok
 
-PRIOR = 0.03
+PRIOR = 0.08
 
 
 class InstrumentChooser:

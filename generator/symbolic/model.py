@@ -42,7 +42,7 @@ ROPE_PERIOD = 1 << 16  # positions wrap here; a multiple of every power-of-two w
 class SymbolicConfig:
     name: str = "symbolic"
     vocab: int = tok.VOCAB
-    d_model: int = 256
+    d_model: int = 192
     layers: int = 4
     heads: int = 4
     ffn: int = 768

@@ -113,8 +113,8 @@ class SymbolicSystem:
                                        ("lincr", ctypes.c_int, 1), ("rout", ctypes.c_void_p, 1),
                                        ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
         self.bank = StyleBank(self._embed_texts, lambda v: v)
-        self._outbox: list[tuple[int, bytes]] = []  # MIDI of the last block (+ reset note-offs)
-        self._reset_offs: list[tuple[int, bytes]] = []
+        self._outbox: list[tuple[int, bytes]] = []  # MIDI of the last block
+        self._carry: list[tuple[int, bytes]] = []  # note-offs of init_state, not drained yet
         self._live: SymbolicState | None = None
         self.last_block: dict = {}
 
@@ -177,8 +177,7 @@ class SymbolicSystem:
         for ch in range(16):
             self.synth.cc(ch, 123, 0)  # all notes off
             self.synth.cc(ch, 120, 0)  # all sounds off (cuts release tails too)
-        self._reset_offs = offs
-        self._outbox = []
+        self._outbox, self._carry = [], offs  # drained next, at offset 0
         model_state = {"cache": self.model.init_cache(2), "token": jnp.int32(tok.BOS),
                        "key": jax.random.key(int(seed) & 0x7FFFFFFF)}
         self._live = SymbolicState(model=model_state, decoder=tok.Decoder())
@@ -188,8 +187,7 @@ class SymbolicSystem:
         """Continue by ``frames`` frames -> (audio float32 [frames*1920, 2], state)."""
         n = int(frames) * FRAME_SAMPLES
         start, end = state.position, state.position + n
-        self._outbox = self._reset_offs
-        self._reset_offs = []
+        self._outbox, self._carry = self._carry, []  # undrained MIDI of older blocks is dropped
         # 1. programs chosen by the style (sent at the block start when they change)
         for ch, prog in self.programs_for(controls.prompts).items():
             if state.programs.get(ch) != prog:
@@ -227,11 +225,13 @@ class SymbolicSystem:
 
     def drain_midi(self) -> list[tuple[int, bytes]]:
         """The raw MIDI messages of the block the last ``generate`` call returned, as
-        ``(sample offset within that block, message bytes)`` in time order; the note-offs that
-        ``init_state`` issued for notes still sounding are at offset 0 of the next block.
+        ``(sample offset within that block, message bytes)`` in time order. The note-offs that
+        ``init_state`` issues for notes still sounding come at offset 0, from the first drain
+        after it (before or after the next ``generate``).
         Messages: note-on/off (0x90/0x80) and program change (0xC0) on channels 0-15, channel 9 =
         drums. Call after every ``generate``; undrained messages are dropped by the next one."""
-        out, self._outbox = self._outbox, []
+        out = self._outbox + self._carry
+        self._outbox, self._carry = [], []
         return out
 
     # ---- scheduling ----------------------------------------------------------------------
@@ -299,7 +299,7 @@ class SymbolicSystem:
         audio, _ = self.generate(state, GenerationControls(prompts=((prompt, 1.0),)), frames)
         assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
         self.init_state(0)
-        self._reset_offs, self._outbox = [], []
+        self.drain_midi()
 
     def describe(self) -> str:
         return f"{self.config.name} ({self.soundfont})"

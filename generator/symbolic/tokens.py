@@ -28,8 +28,9 @@ a few thousand pieces, where individual programs would be seen too rarely to lea
 Drums have no NOTE_OFF tokens (GM drums are one-shots); the decoder gives every drum hit a fixed
 short duration so the MIDI stream still pairs every note-on with a note-off.
 
-Encoding details: times are quantised to 10 ms; note-offs sort before note-ons at the same step,
-and a note that would last zero steps is held for one step. Round trip MIDI -> tokens -> MIDI keeps
+Encoding details (:func:`normalise`): times are quantised to 10 ms; note-offs sort before
+note-ons at the same step; a note that would last zero steps is held for one step; a part has one
+voice per pitch (unison doublings inside a family merge). Round trip MIDI -> tokens -> MIDI keeps
 pitch, part (family), velocity bin and on/off times to 10 ms.
 """
 
@@ -150,15 +151,41 @@ def read_notes(midi) -> list[Note]:
     return notes
 
 
-def encode_notes(notes: Iterable[Note], bos: bool = True) -> np.ndarray:
-    """Notes -> int32 token ids (see module docstring)."""
-    events = []  # (step, order, part, pitch, velocity); order 0 = off, 1 = on
+def normalise(notes: Iterable[Note]) -> list[Note]:
+    """The notes exactly as the tokens represent them: times on the 10 ms grid, at least one step
+    long, and one voice per (part, pitch): unison doublings starting together merge into the
+    longer note, and a re-strike of a sounding note ends it (as a MIDI synth would)."""
+    by_key: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for n in notes:
+        s = int(round(n.start / STEP_SECONDS))
+        e = s + 1 if n.part == DRUM_PART else max(s + 1, int(round(n.end / STEP_SECONDS)))
+        by_key.setdefault((n.part, n.pitch), []).append((s, e, n.velocity))
+    out = []
+    for (part, pitch), items in by_key.items():
+        items.sort()
+        merged: list[list[int]] = []
+        for s, e, v in items:
+            if merged and s == merged[-1][0]:
+                merged[-1][1] = max(merged[-1][1], e)
+                continue
+            if merged and s < merged[-1][1] and part != DRUM_PART:
+                merged[-1][1] = s
+            merged.append([s, e, v])
+        for s, e, v in merged:
+            end = s * STEP_SECONDS + DRUM_HIT_SECONDS if part == DRUM_PART else e * STEP_SECONDS
+            out.append(Note(s * STEP_SECONDS, end, pitch, v, part))
+    out.sort(key=lambda n: (n.start, n.part, n.pitch))
+    return out
+
+
+def encode_notes(notes: Iterable[Note], bos: bool = True) -> np.ndarray:
+    """Notes -> int32 token ids (see module docstring and :func:`normalise`)."""
+    events = []  # (step, order, part, pitch, velocity); order 0 = off, 1 = on
+    for n in normalise(notes):
         s = int(round(n.start / STEP_SECONDS))
         events.append((s, 1, n.part, n.pitch, n.velocity))
         if n.part != DRUM_PART:
-            e = max(s + 1, int(round(n.end / STEP_SECONDS)))
-            events.append((e, 0, n.part, n.pitch, 0))
+            events.append((int(round(n.end / STEP_SECONDS)), 0, n.part, n.pitch, 0))
     events.sort()
     out = [BOS] if bos else []
     now, part, vel = 0, -1, -1
