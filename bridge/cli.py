@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", default="jamgen.wav", metavar="FILE.wav")
 
     sub.add_parser("controls", help="list every control with its range and default")
+    sub.add_parser("models", help="list the models jamgen can load, what is installed and what is missing")
     sub.add_parser("dataset", add_help=False,
                    help="build/prepare/show the training data (python -m generator.data --help)")
 
@@ -282,7 +283,14 @@ def cmd_learn(parser, args) -> int:
     return cli_learn(args.target, args.mapping, args.timeout, args.jack_server, args.input)
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls,
+def cmd_models(parser, args) -> int:
+    from generator.models import format_models, list_models
+
+    print(format_models(list_models()))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls, "models": cmd_models,
             "mappings": cmd_mappings, "learn": cmd_learn}
 
 

