@@ -161,3 +161,20 @@ def test_style_change_reaches_the_next_block(gen):
     sent = {d[0] & 0x0F: d[1] for _, d in changes}
     assert sent[tok.part_channel(2)] == 19  # the church organ from the first sample of the block
     assert all(off == 0 for off, _ in changes)
+
+
+def test_checkpoint_round_trip_and_corruption(gen, tmp_path):
+    from generator.symbolic import checkpoint as ckpt
+
+    d = tmp_path / "ckpt"
+    ckpt.save(d, gen.config, gen.model, {"step": 1})
+    loaded = generator.load(str(d))
+    assert isinstance(loaded, SymbolicSystem) and loaded.config == gen.config
+    controls = GenerationControls(prompts=JAZZ, temperature=0.0)
+    assert np.array_equal(loaded.sample_tokens(loaded.init_state(0), controls, 2),
+                          gen.sample_tokens(gen.init_state(0), controls, 2))
+    blob = bytearray((d / "model.safetensors").read_bytes())
+    blob[-10] ^= 0xFF
+    (d / "model.safetensors").write_bytes(bytes(blob))
+    with pytest.raises(generator.ModelLoadError, match="corrupt"):
+        generator.load(str(d))
