@@ -59,19 +59,30 @@ def notes_of_midi(events) -> tuple[list[int], list[float]]:
     return pitches, onsets
 
 
-def generate_midi(gen, controls: GenerationControls, seconds: float, seed: int, frames: int = 5):
-    """Run the real-time path for ``seconds``; returns (events, block times [s], leads [samples], tokens)."""
+def generate_midi(gen, controls: GenerationControls, seconds: float, seed: int, frames: int = 5, example=None):
+    """Run the real-time path for ``seconds``; returns (events, block times [s], leads [samples], tokens).
+    ``example``: a path stem to also write ``.wav`` and ``.mid`` of the result."""
     state = gen.init_state(seed)
     gen.drain_midi()
-    events, times = [], []
+    events, times, audio = [], [], []
     blocks = int(np.ceil(seconds * 25 / frames))
     for i in range(blocks):
         t0 = time.perf_counter()
-        _, state = gen.generate(state, controls, frames)
+        a, state = gen.generate(state, controls, frames)
         times.append(time.perf_counter() - t0)
         base = i * frames * FRAME_SAMPLES
         events += [(base + off, d) for off, d in gen.drain_midi()]
-    return events, np.asarray(times), np.asarray(state.leads), state.tokens
+        if example is not None:
+            audio.append(a)
+    leads, tokens = np.asarray(state.leads), state.tokens
+    gen.init_state(0)  # end the notes still sounding (their note-offs close the MIDI file)
+    events += [(blocks * frames * FRAME_SAMPLES, d) for _, d in gen.drain_midi()]
+    if example is not None:
+        import soundfile
+
+        soundfile.write(f"{example}.wav", np.concatenate(audio), SAMPLE_RATE)
+        tok.write_midi(events, f"{example}.mid")
+    return events, np.asarray(times), leads, tokens
 
 
 def heldout_nll(model, config, held, vecs, batch=16, max_batches=24) -> tuple[float, float]:
@@ -98,6 +109,7 @@ def main(argv=None):
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-k", type=int, default=40)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--examples", default=None, help="directory for .wav/.mid of the prompted generations")
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
@@ -129,7 +141,12 @@ def main(argv=None):
         other = held.texts[held.caption_ids[order[(j + 1) % len(order)], 0]]
         row = {"work": held.work_ids[i], "caption": caption}
         for name, prompts in (("prompted", ((caption, 1.0),)), ("mismatched", ((other, 1.0),)), ("uncond", ())):
-            ev, t, ld, nt = generate_midi(gen, GenerationControls(prompts=prompts, **kw), args.seconds, seed=j)
+            stem = None
+            if args.examples and name == "prompted":
+                pathlib.Path(args.examples).mkdir(parents=True, exist_ok=True)
+                stem = str(pathlib.Path(args.examples) / f"{j:02d}-{held.work_ids[i].replace('/', '_')}")
+            ev, t, ld, nt = generate_midi(gen, GenerationControls(prompts=prompts, **kw), args.seconds, seed=j,
+                                          example=stem)
             pitches, onsets = notes_of_midi(ev)
             row[name] = {"pc_l1": l1(pitch_class_hist(pitches), ref_pc), "ioi_l1": l1(ioi_hist(onsets), ref_ioi),
                          "notes": len(onsets)}
