@@ -28,8 +28,13 @@ def _underruns(log: str) -> int:
 def test_ten_seconds_of_continuous_stereo_audio_without_underruns(daemon_factory, jackd, tmp_path):
     d = daemon_factory()
     d.wait_for_blocks(3)
-    rec = record(jackd, tmp_path / "rec.wav", 10.0)
-    summary = _summary(rec)
+    # An xrun (the server missing a cycle on a loaded machine) breaks the recording itself, so
+    # judge the daemon on a recording the server made without one; a few tries are allowed.
+    for _attempt in range(3):
+        summary = _summary(record(jackd, tmp_path / "rec.wav", 10.0))
+        if summary["xruns"] == 0:
+            break
+    assert summary["xruns"] == 0, "every recording had server xruns: the machine is overloaded"
     assert summary["samplerate"] == 48000
     audio, rate = soundfile.read(tmp_path / "rec.wav", dtype="float32")
     assert rate == 48000 and audio.shape[1] == 2 and len(audio) >= 10 * 48000
