@@ -16,7 +16,7 @@ import pytest
 import generator
 from generator.interface import FRAME_SAMPLES, GenerationControls, Generator
 from generator.symbolic import tokens as tok
-from generator.symbolic.model import PRESETS
+from generator.symbolic.model import PRESETS, grammar_mask, update_struck
 from generator.symbolic.system import SymbolicSystem
 
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
@@ -78,16 +78,29 @@ def test_cfg_with_guidance_one_is_the_conditional_model(gen):
     style = jnp.asarray(gen.bank.blend(JAZZ))[None]
     cond = model.condition(style, jnp.array([True]))
     cache, token, want = model.init_cache(1), jnp.array([tok.BOS]), []
+    struck = jnp.zeros((128,), bool)
     step = jax.jit(lambda c, t: model.step(c, t, cond))
     for _ in range(len(got)):
         logits, cache = step(cache, token)
-        logits = logits.at[:, jnp.array([tok.PAD, tok.BOS])].set(-1e9)
-        token = jnp.argmax(logits, -1).astype(jnp.int32)
+        token = jnp.argmax(grammar_mask(logits[0], struck)).astype(jnp.int32)[None]
+        struck = update_struck(struck, token[0])
         want.append(int(token[0]))
     assert got.tolist() == want
     # with w != 1 the unconditional branch matters
     other = gen.sample_tokens(gen.init_state(0), GenerationControls(prompts=JAZZ, guidance=6.0, temperature=0.0), 3)
     assert other.tolist() != want
+
+
+def test_grammar_never_restrikes_a_note_within_one_step(gen):
+    toks = gen.sample_tokens(gen.init_state(0), GenerationControls(prompts=JAZZ, guidance=6.0, temperature=1.5,
+                                                                  top_k=390), n_chunks=40)
+    seen, part = set(), 0
+    for t in toks.tolist():
+        if tok.kind(t) in ("shift", "part"):
+            seen = set()
+        elif tok.kind(t) == "on":
+            assert t not in seen
+            seen.add(t)
 
 
 def test_controls_never_recompile(gen):

@@ -122,12 +122,23 @@ class TokenSet:
         return self.tokens[self.offsets[i]:self.offsets[i + 1]]
 
 
+def context_prefix(seq: np.ndarray, start: int) -> np.ndarray:
+    """``[BOS, PART p, VEL v]``: the decoder's part and velocity just before ``seq[start]``."""
+    head = seq[:start]
+    parts = head[(head >= tok.PART0) & (head < tok.VEL0)]
+    vels = head[(head >= tok.VEL0) & (head < tok.ON0)]
+    part = int(parts[-1]) if len(parts) else tok.PART0
+    vel = int(vels[-1]) if len(vels) else tok.VEL0 + 12
+    return np.asarray([tok.BOS, part, vel], np.int32)
+
+
 class Crops:
     """Random training windows: ``[BOS] + crop`` of ``length`` tokens and a caption index per row.
 
     A third of the windows start at a piece's beginning (the situation right after a reset);
-    the rest start at a random position, after which the model must infer the current part and
-    velocity from context, as it must once the streaming window has slid past them.
+    the rest start at a random position behind ``[BOS, PART p, VEL v]`` stating the decoder state
+    there (:func:`context_prefix`), so after BOS the model has always seen a part before notes,
+    and a note never refers to a part the window does not show.
     """
 
     def __init__(self, data: TokenSet, length: int, seed: int = 0):
@@ -146,7 +157,7 @@ class Crops:
             if self.rng.random() < 1 / 3 or len(seq) <= self.length:
                 window = seq[: self.length]
             else:
-                s = int(self.rng.integers(1, len(seq) - self.length + 2))
-                window = np.concatenate([[tok.BOS], seq[s: s + self.length - 1]])
+                s = int(self.rng.integers(1, len(seq) - self.length + 4))
+                window = np.concatenate([context_prefix(seq, s), seq[s: s + self.length - 3]])
             x[r, : len(window)] = window
         return x, caps

@@ -13,9 +13,13 @@ Why these choices:
   embedding) or a learned ``null`` vector when the prompt is absent or dropped (conditioning
   dropout at training). A prefix token would fall out of the sliding window; an additive
   condition is present at every step, so a style change acts on the very next token.
-- **CFG runs as batch 2** (row 0 conditional, row 1 unconditional, separate caches), and every
-  control (style vector, its presence flag, guidance, temperature, top-k) is a traced array, so
-  changing a control never recompiles.
+- **CFG runs as batch 2** (row 0 conditional, row 1 unconditional, separate caches) on
+  log-probabilities, ``uncond + w * (cond - uncond)`` exactly as the audio model, and every control
+  (style vector, its presence flag, guidance, temperature, top-k) is a traced array, so changing a
+  control never recompiles. Extrapolating (w > 1) an event LM degenerates into streams of
+  implausible tokens (e.g. one drum note re-struck with no time shift), so tokens whose
+  *conditional* probability is below ``alpha * p_max`` are excluded, with ``alpha`` rising from 0 at
+  w = 1 (plain conditional sampling, exactly) to ``PLAUSIBILITY`` at |w - 1| >= 1.
 
 Shapes: B batch, T time, W cache slots, H heads, D head size, V vocabulary.
 """
@@ -35,6 +39,7 @@ from generator import sampling
 from generator.symbolic import tokens as tok
 
 NEG = -1e9
+PLAUSIBILITY = 0.1  # CFG plausibility floor (as in contrastive decoding, Li et al. 2023)
 ROPE_PERIOD = 1 << 16  # positions wrap here; a multiple of every power-of-two window
 
 
@@ -204,11 +209,33 @@ class MusicTransformer(nnx.Module):
         return logits, {"kv": tuple(kv), "filled": filled, "pos": (pos + 1) % ROPE_PERIOD}
 
 
+def grammar_mask(logits, struck):
+    """Exclude what no valid token stream contains: PAD/BOS, and a NOTE_ON of a pitch the current
+    part already struck at the current time step (``struck`` [128] bool). Without the second rule
+    a small model can loop on one note without ever advancing time."""
+    logits = logits.at[..., jnp.array([tok.PAD, tok.BOS])].set(NEG)
+    on = logits[..., tok.ON0:tok.OFF0]
+    return logits.at[..., tok.ON0:tok.OFF0].set(jnp.where(struck, NEG, on))
+
+
+def update_struck(struck, token):
+    """Pitches struck at the current step by the current part, after ``token``."""
+    reset = (token >= tok.SHIFT0) | ((token >= tok.PART0) & (token < tok.VEL0))
+    hit = (token >= tok.ON0) & (token < tok.OFF0) & (jnp.arange(128) == token - tok.ON0)
+    return jnp.where(reset, False, struck | hit)
+
+
+def init_sampler(model: "MusicTransformer", seed_key):
+    """A fresh sampler state (batch-2 cache, BOS as the last token)."""
+    return {"cache": model.init_cache(2), "token": jnp.int32(tok.BOS), "key": seed_key,
+            "struck": jnp.zeros((128,), bool)}
+
+
 def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, temperature, top_k,
                  length: int):
     """Sample ``length`` tokens with CFG; everything but ``length`` is traced.
 
-    state: {"cache": batch-2 cache, "token": int32 last token, "key": PRNG key}.
+    state: see :func:`init_sampler` (cache, last token, PRNG key, pitches struck at this step).
     style [384] float32; has_style bool (False = both rows unconditional).
     Returns (tokens [length] int32, new state).
     """
@@ -216,13 +243,20 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
     use = jnp.stack([has_style, jnp.bool_(False)])
     cond = model.condition(styles, use)
 
+    # plausibility floor: with guidance w != 1 only tokens the conditional model itself finds
+    # plausible (p >= alpha * p_max) survive; alpha grows from 0 at w = 1 to PLAUSIBILITY at |w-1| >= 1
+    log_alpha = jnp.log(jnp.maximum(PLAUSIBILITY * jnp.minimum(1.0, jnp.abs(guidance - 1.0)), 1e-30))
+
     def body(s, _):
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
-        mixed = sampling.cfg(logits[0], logits[1], guidance)
-        mixed = mixed.at[jnp.array([tok.PAD, tok.BOS])].set(NEG)  # never sample structure tokens
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        mixed = sampling.cfg(logp[0], logp[1], guidance)
+        valid = grammar_mask(logp[0], s["struck"])  # the floor is relative to the best valid token,
+        mixed = jnp.where(valid >= valid.max() + log_alpha, mixed, NEG)  # so one always survives
+        mixed = grammar_mask(mixed, s["struck"])
         key, sub = jax.random.split(s["key"])
         t = sampling.sample(sub, mixed, temperature, top_k)
-        return {"cache": cache, "token": t, "key": key}, t
+        return {"cache": cache, "token": t, "key": key, "struck": update_struck(s["struck"], t)}, t
 
     state, toks = jax.lax.scan(body, state, None, length=length)
     return toks, state

@@ -15,7 +15,8 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    ``fluid_synth_write_float`` calls at their exact sample offsets, and queued as raw MIDI
    for :meth:`drain_midi` (the daemon's ``jamgen:midi_out``) with the same offsets.
 
-Note hygiene: a note-on of a sounding (channel, pitch) first ends it; note-offs of silent notes
+Note hygiene: a note-on of a sounding (channel, pitch) first ends it (and is dropped when that note
+started at the same sample); note-offs of silent notes
 are dropped; drum hits end after 100 ms; any note ends after ``max_note_s``. ``init_state`` ends
 every sounding note (also in the MIDI queue) and silences the synth, so reset/stop leave nothing
 stuck. The synth belongs to the generator (one per process), so only the most recent state
@@ -46,7 +47,7 @@ from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Generation
 from generator.style import StyleBank
 from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
-from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, sample_chunk
+from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, init_sampler, sample_chunk
 from generator.symbolic.tokens import write_midi  # noqa: F401  (re-exported for the CLI)
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class SymbolicState:
     decoder: tok.Decoder
     position: int = 0  # samples rendered since init_state
     pending: list = dataclasses.field(default_factory=list)  # heap (sample, seq, status, ch, pitch, vel, serial)
-    active: dict = dataclasses.field(default_factory=dict)  # (channel, pitch) -> serial of the sounding note
+    active: dict = dataclasses.field(default_factory=dict)  # (channel, pitch) -> (serial, start sample)
     programs: dict = dataclasses.field(default_factory=dict)  # channel -> program sent
     serial: int = 0
     tokens: int = 0  # tokens sampled since init_state
@@ -178,8 +179,7 @@ class SymbolicSystem:
             self.synth.cc(ch, 123, 0)  # all notes off
             self.synth.cc(ch, 120, 0)  # all sounds off (cuts release tails too)
         self._outbox, self._carry = [], offs  # drained next, at offset 0
-        model_state = {"cache": self.model.init_cache(2), "token": jnp.int32(tok.BOS),
-                       "key": jax.random.key(int(seed) & 0x7FFFFFFF)}
+        model_state = init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF))
         self._live = SymbolicState(model=model_state, decoder=tok.Decoder())
         return self._live
 
@@ -250,18 +250,21 @@ class SymbolicSystem:
 
     def _apply(self, state, offset, status, ch, a, b, serial):
         key = (ch, a)
+        now = state.position + offset
         if status == 0x90:
-            if key in state.active:  # re-strike: end the sounding one first
-                self._emit(offset, 0x80, ch, a, 0)
+            if key in state.active:
+                if state.active[key][1] == now:
+                    return  # the same note struck twice at the same instant: once is enough
+                self._emit(offset, 0x80, ch, a, 0)  # re-strike: end the sounding one first
             self._emit(offset, 0x90, ch, a, b)
             state.serial += 1
-            state.active[key] = state.serial
+            state.active[key] = (state.serial, now)
             hold = int(tok.DRUM_HIT_SECONDS * SAMPLE_RATE) if ch == tok.DRUM_CHANNEL else self.max_note
-            self._push(state, state.position + offset + hold, 0x80, ch, a, 0, serial=state.serial)
+            self._push(state, now + hold, 0x80, ch, a, 0, serial=state.serial)
         elif status == 0x80:
             if key not in state.active:
                 return
-            if serial and state.active[key] != serial:  # a timed-out guard of an older note
+            if serial and state.active[key][0] != serial:  # a timed-out guard of an older note
                 return
             if not serial and ch == tok.DRUM_CHANNEL:
                 return  # drum hits end by their own timer
