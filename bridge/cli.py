@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--duration", type=float, default=10.0, metavar="SECONDS", help="default 10")
     render.add_argument("--block-frames", type=int, default=5, metavar="N")
     render.add_argument("-o", "--output", default="jamgen.wav", metavar="FILE.wav")
+    render.add_argument("--midi", metavar="FILE.mid",
+                        help="also write the generated notes (generators that make notes, e.g. symbolic)")
 
     sub.add_parser("controls", help="list every control with its range and default")
     sub.add_parser("models", help="list the models jamgen can load, what is installed and what is missing")
@@ -221,7 +223,7 @@ def cmd_render(parser, args) -> int:
     from tqdm import tqdm
 
     import generator as generators
-    from generator.interface import FRAME_RATE, SAMPLE_RATE, check_audio
+    from generator.interface import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, check_audio
 
     _check_common(parser, args)
     if not 0 < args.duration <= 3600:
@@ -236,6 +238,12 @@ def cmd_render(parser, args) -> int:
     except generators.ModelLoadError as err:
         logging.getLogger("jamgen").error("%s", err)
         return 1
+    drain_midi = getattr(gen, "drain_midi", None)
+    if args.midi and not callable(drain_midi):
+        logging.getLogger("jamgen").error("model %r makes audio only: --midi needs a generator "
+                                          "that makes notes (e.g. --model symbolic)", args.model)
+        return 1
+    midi_events: list[tuple[int, bytes]] = []
     snap = store.snapshot()
     state = gen.init_state(int(snap.values["seed"]))
     controls = snap.generation_controls()
@@ -253,8 +261,19 @@ def cmd_render(parser, args) -> int:
             audio, state = gen.generate(state, controls, n)
             audio = check_audio(audio, n)
             out.write(np.clip(audio * snap.gain(), -1.0, 1.0))
+            if args.midi:
+                start = done * FRAME_SAMPLES
+                midi_events += [(start + offset, data) for offset, data in drain_midi()]
             done += n
             bar.update(n)
+    if args.midi:
+        from generator.symbolic.tokens import write_midi
+
+        gen.init_state(0)  # closes every note still sounding, so the file has no hanging notes
+        end = total_frames * FRAME_SAMPLES
+        midi_events += [(end, data) for _offset, data in drain_midi()]
+        write_midi(midi_events, args.midi)
+        logging.getLogger("jamgen").info("wrote %d MIDI messages to %s", len(midi_events), args.midi)
     elapsed = time.perf_counter() - t0
     logging.getLogger("jamgen").info("wrote %s: %.1f s of audio in %.1f s (%.2fx real time)",
                                      args.output, total_frames / FRAME_RATE, elapsed,
@@ -304,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="jamgen: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" is not news
     if args.command is None:
         parser.print_help()
         return 2

@@ -173,3 +173,19 @@ def test_render_writes_a_wav_offline(tmp_path):
     assert rate == 48000 and audio.shape == (2 * 48000, 2)
     spectrum = np.abs(np.fft.rfft(audio[:, 0]))
     assert abs(np.argmax(spectrum) * 48000 / len(audio) - 220.0) < 1.0  # temperature 0 -> 220 Hz
+
+
+def test_render_midi_writes_every_note_with_its_note_off(tmp_path):
+    import mido
+
+    out, mid = tmp_path / "render.wav", tmp_path / "render.mid"
+    r = _run_cli("render", "--model", "python:tests.tone_generator:midi_factory", "--duration", "2",
+                 "-o", str(out), "--midi", str(mid))
+    assert r.returncode == 0, r.stderr
+    notes = [m for track in mido.MidiFile(mid).tracks for m in track if m.type in ("note_on", "note_off")]
+    ons = [m for m in notes if m.type == "note_on" and m.velocity > 0]
+    assert len(ons) == 10  # one note per 200 ms block
+    assert len(notes) == 2 * len(ons)
+    r = _run_cli("render", "--model", "python:tests.tone_generator:factory", "--duration", "1",
+                 "-o", str(out), "--midi", str(mid))
+    assert r.returncode != 0 and "makes audio only" in r.stderr
