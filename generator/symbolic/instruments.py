@@ -31,6 +31,12 @@ class InstrumentChooser:
         names = list(gm.PROGRAM_NAMES)
         kit_words = [gm.DRUM_KITS[k][1] if gm.DRUM_KITS[k][1] != "drums" else "standard drum kit" for k in self.kits]
         vecs = np.asarray(embed_texts(names + kit_words), np.float32)
+        self.candidates, self.prior = {}, np.zeros(128, np.float32)
+        for part in range(tok.DRUM_PART):
+            members = [p for p in range(128) if tok.program_part(p) == part]
+            usual = [p for p in members if p in gm.MELODIC_PROGRAMS] or members
+            self.candidates[part] = np.asarray(usual)
+            self.prior[usual[0]] = PRIOR
         self.program_vecs, self.kit_vecs = vecs[:128], vecs[128:]
 
     def choose(self, style: np.ndarray | None) -> tuple[dict[int, int], int]:
@@ -39,11 +45,8 @@ class InstrumentChooser:
             return {p: 8 * p for p in range(tok.DRUM_PART)}, 0
         s = np.asarray(style, np.float32)
         sim = self.program_vecs @ s
-        programs = {}
-        for part in range(tok.DRUM_PART):
-            members = [p for p in range(128) if tok.program_part(p) == part]
-            usual = [p for p in members if p in gm.MELODIC_PROGRAMS] or members
-            # a small prior for the family's first (most generic) program breaks near-ties
-            programs[part] = max(usual, key=lambda p: sim[p] + (PRIOR if p == usual[0] else 0.0))
+        # a small prior for each family's first (most generic) program breaks near-ties
+        score = sim + self.prior
+        programs = {part: int(cands[np.argmax(score[cands])]) for part, cands in self.candidates.items()}
         kit = self.kits[int(np.argmax(self.kit_vecs @ s))]
         return programs, kit
