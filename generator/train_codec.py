@@ -1,0 +1,298 @@
+"""Train jamgen's codec on the pre-rendered clip cache: ``python -m generator.train_codec``.
+
+Why two phases (``shared/research/codec-probe.md``): a codec trained with its quantizer from step 0
+collapsed on CPU budgets (constant encoder output, decoder playing an average spectrum). So:
+
+* ``--phase ae``: the continuous autoencoder (no quantizer). The periodic held-out eval prints the
+  reconstruction distance and the *swap ratio* (distance when each item is decoded from another
+  item's latents / distance from its own latents); a ratio well above 1 means the output depends on z.
+* ``--phase rvq --init runs/codec/ae``: warm-start the RVQ codebooks with residual k-means on encoder
+  outputs of the training cache, then train with EMA codebooks and quantizer dropout.
+
+Each run directory holds ``codec.safetensors`` + ``opt.safetensors`` + ``state.json`` (resumable:
+rerun the same command), ``metrics.jsonl`` and ``curve.png``. Pin to one core with ``taskset -c 0``.
+
+    taskset -c 0 .venv/bin/python -m generator.codec_data --minutes 30
+    taskset -c 0 .venv/bin/python -m generator.train_codec --phase ae --out runs/codec/ae --steps 3000 --minutes 15
+    taskset -c 0 .venv/bin/python -m generator.train_codec --phase rvq --init runs/codec/ae \\
+        --out runs/codec/rvq --steps 6000 --minutes 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import pathlib
+import time
+
+if len(os.sched_getaffinity(0)) == 1:  # pinned with taskset: one XLA thread, no oversubscription
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from generator import checkpoint  # noqa: E402
+from generator.codec import Codec  # noqa: E402
+from generator.config import preset  # noqa: E402
+from generator.train import codec_ae_step, codec_step, make_optimizer, spectral_distance  # noqa: E402
+
+FRAME = 1920
+
+
+# ---- data -------------------------------------------------------------------------------------
+class Crops:
+    """Random crops [B, frames*1920, 2] float32 from an int16 clip cache, with gain and L/R swap."""
+
+    def __init__(self, clips: np.ndarray, batch: int, frames: int, seed: int):
+        self.clips, self.batch, self.n = clips, batch, frames * FRAME
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self) -> np.ndarray:
+        r = self.rng
+        idx = r.integers(0, len(self.clips), self.batch)
+        start = r.integers(0, self.clips.shape[1] - self.n, self.batch)
+        x = np.stack([self.clips[i, s:s + self.n] for i, s in zip(idx, start)]).astype(np.float32) / 32768
+        x *= (10 ** (r.uniform(-6, 3, self.batch) / 20)).astype(np.float32)[:, None, None]
+        swap = r.random(self.batch) < 0.5
+        x[swap] = x[swap, :, ::-1]
+        return x
+
+
+def heldout_batch(directory, items: int = 8, seconds: float = 2.0) -> np.ndarray:
+    """A fixed held-out batch [items, seconds*48000, 2]: the first ``seconds`` after 1 s of spaced clips."""
+    h = np.load(pathlib.Path(directory) / "heldout.npy", mmap_mode="r")
+    pick = np.linspace(0, len(h) - 1, min(items, len(h))).astype(int)
+    n = int(seconds * 25) * FRAME
+    return np.stack([h[i, 48000:48000 + n] for i in pick]).astype(np.float32) / 32768
+
+
+# ---- evaluation -------------------------------------------------------------------------------
+@functools.partial(nnx.jit, static_argnums=2)
+def _recon(codec: Codec, audio, levels: int):
+    z = codec.embed(audio)
+    if levels:
+        _, z, _ = codec.rvq.quantize(z, levels)
+    state = codec.init_decoder_state(audio.shape[0])
+    spec, _ = codec.latents_to_spec(z, state["conv"])
+    out, _ = codec.spec_to_audio(spec, state["tail"])
+    swapped_spec, _ = codec.latents_to_spec(jnp.roll(z, 1, axis=0), state["conv"])
+    swapped, _ = codec.spec_to_audio(swapped_spec, state["tail"])
+    return out, swapped
+
+
+def evaluate(codec: Codec, audio: np.ndarray, levels: int = 0) -> dict:
+    """Held-out MR-STFT distance of the reconstruction, and the swap ratio (>1: output depends on z)."""
+    a = jnp.asarray(audio)
+    out, swapped = _recon(codec, a, levels)
+    own = float(spectral_distance(out[:, FRAME:], a[:, FRAME:]))
+    other = float(spectral_distance(swapped[:, FRAME:], a[:, FRAME:]))
+    return {"mrstft": own, "swap_ratio": other / max(own, 1e-9)}
+
+
+def code_usage(codec: Codec, audio: np.ndarray) -> list[int]:
+    codes = nnx.jit(lambda c, x: c.encode(x))(codec, jnp.asarray(audio))
+    c = np.asarray(codes).reshape(-1, codes.shape[-1])
+    return [int(len(np.unique(c[:, i]))) for i in range(c.shape[1])]
+
+
+# ---- RVQ warm start ---------------------------------------------------------------------------
+@jax.jit
+def _assign(x, book):
+    d = (book ** 2).sum(-1)[None] - 2 * x @ book.T
+    return jnp.argmin(d, axis=-1)
+
+
+def kmeans_init(codec: Codec, vectors: np.ndarray, vectors_per_step: int, iters: int = 12, seed: int = 0):
+    """Residual k-means on encoder outputs -> codebooks, with EMA stats scaled to one train step."""
+    from tqdm import tqdm
+
+    rvq = codec.rvq
+    rng = np.random.default_rng(seed)
+    res = jnp.asarray(vectors)
+    books, counts = [], []
+    for _level in tqdm(range(rvq.levels), desc="k-means init", unit="level"):
+        book = res[rng.choice(len(res), rvq.size, replace=len(res) < rvq.size)]
+        for _ in range(iters):
+            a = _assign(res, book)
+            cnt = jnp.zeros(rvq.size).at[a].add(1.0)
+            sm = jnp.zeros_like(book).at[a].add(res)
+            fresh = res[rng.integers(0, len(res), rvq.size)]
+            book = jnp.where(cnt[:, None] > 0, sm / jnp.maximum(cnt, 1)[:, None], fresh)
+        a = _assign(res, book)
+        cnt = jnp.zeros(rvq.size).at[a].add(1.0)
+        res = res - book[a]
+        books.append(book)
+        counts.append(cnt / len(vectors) * vectors_per_step)
+    book = jnp.stack(books)
+    cnt = jnp.maximum(jnp.stack(counts), 1e-2)
+    rvq.codebook[...] = book
+    rvq.counts[...] = cnt
+    rvq.sums[...] = book * cnt[..., None]
+    return float((res ** 2).sum(-1).mean() / (jnp.asarray(vectors) ** 2).sum(-1).mean())
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+def save(out: pathlib.Path, codec: Codec, opt: nnx.Optimizer, state: dict):
+    from safetensors.numpy import save_file
+
+    for name, mod in (("codec", codec), ("opt", opt)):
+        tmp = out / f"{name}.safetensors.tmp"
+        save_file(checkpoint.flatten(mod), str(tmp))
+        tmp.replace(out / f"{name}.safetensors")
+    (out / "state.json.tmp").write_text(json.dumps(state, indent=1))
+    (out / "state.json.tmp").replace(out / "state.json")
+
+
+def load_module(path: pathlib.Path, module):
+    from safetensors.numpy import load_file
+
+    checkpoint.assign(module, load_file(str(path)), str(path))
+
+
+def plot(out: pathlib.Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    tr = [r for r in rows if r["kind"] == "train"]
+    ev = [r for r in rows if r["kind"] == "eval"]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
+    if tr:
+        s = np.array([r["step"] for r in tr])
+        for key in ("loss", "complex", "mrstft"):
+            v = np.array([r[key] for r in tr])
+            k = min(25, len(v))
+            ax[0].plot(s[k - 1:], np.convolve(v, np.ones(k) / k, "valid"), label=key)
+        ax[0].set_xlabel("step")
+        ax[0].set_title("train (moving avg)")
+        ax[0].legend()
+    if ev:
+        s = [r["step"] for r in ev]
+        ax[1].plot(s, [r["mrstft"] for r in ev], "o-", label="held-out MR-STFT")
+        if "mrstft_2" in ev[-1]:
+            ax[1].plot(s, [r.get("mrstft_2", np.nan) for r in ev], "s-", label="2 levels")
+        ax2 = ax[1].twinx()
+        ax2.plot(s, [r["swap_ratio"] for r in ev], "r--", label="swap ratio")
+        ax2.set_ylabel("swap ratio", color="r")
+        ax[1].set_xlabel("step")
+        ax[1].set_title("held-out eval")
+        ax[1].legend(loc="upper center")
+    fig.tight_layout()
+    fig.savefig(out / "curve.png")
+    plt.close(fig)
+
+
+# ---- main -------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m generator.train_codec", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--phase", choices=["ae", "rvq"], required=True)
+    p.add_argument("--out", required=True, help="run directory (resumed when it has state.json)")
+    p.add_argument("--init", default=None, help="run directory whose codec weights start this run")
+    p.add_argument("--data", default="runs/codec_data")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--steps", type=int, default=3000, help="length of the LR schedule")
+    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--frames", type=int, default=12, help="crop length in 40 ms token frames")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--ckpt-every", type=float, default=120.0, help="seconds between checkpoints")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between held-out evals")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from tqdm import tqdm
+
+    out = pathlib.Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = preset(a.preset).codec
+    codec = Codec(cfg, rngs=nnx.Rngs(a.seed))
+    sched = optax.warmup_cosine_decay_schedule(0.0, a.lr, a.warmup, max(a.steps, a.warmup + 1), a.lr * 0.05)
+    opt = make_optimizer(codec, lr=sched)
+    train = np.load(pathlib.Path(a.data) / "train.npy")
+    held = heldout_batch(a.data)
+    crops = Crops(train, a.batch, a.frames, a.seed)
+    state = {"step": 0, "elapsed": 0.0, "phase": a.phase, "preset": a.preset, "args": vars(a)}
+    if (out / "state.json").is_file():
+        state = json.loads((out / "state.json").read_text())
+        load_module(out / "codec.safetensors", codec)
+        load_module(out / "opt.safetensors", opt)
+        crops.rng = np.random.default_rng([a.seed, state["step"]])
+        print(f"resumed {out} at step {state['step']}")
+    else:
+        if a.init:
+            load_module(pathlib.Path(a.init) / "codec.safetensors", codec)
+            print(f"codec weights from {a.init}")
+        if a.phase == "rvq":
+            enc = nnx.jit(lambda c, x: c.embed(x))
+            pick = np.random.default_rng(a.seed).permutation(len(train))[:96]
+            vecs = np.concatenate([np.asarray(enc(codec, jnp.asarray(
+                train[i:i + 1].astype(np.float32) / 32768)))[0] for i in pick])
+            rel = kmeans_init(codec, vecs, a.batch * a.frames, seed=a.seed)
+            print(f"k-means init on {len(vecs)} latents: relative residual after all levels {rel:.4f}")
+    step_fn = codec_ae_step if a.phase == "ae" else codec_step
+    key = jax.random.fold_in(jax.random.PRNGKey(a.seed), state["step"])
+    metrics_f = open(out / "metrics.jsonl", "a")
+
+    def log_eval():
+        row = {"kind": "eval", "step": state["step"], "elapsed": round(state["elapsed"], 1)}
+        row.update(evaluate(codec, held, 0 if a.phase == "ae" else cfg.levels))
+        if a.phase == "rvq":
+            row["mrstft_2"] = evaluate(codec, held, 2)["mrstft"]
+            row["mrstft_4"] = evaluate(codec, held, 4)["mrstft"]
+            row["codes_used"] = code_usage(codec, held)
+        metrics_f.write(json.dumps(row) + "\n")
+        metrics_f.flush()
+        return row
+
+    if state["step"] == 0:
+        tqdm.write(json.dumps(log_eval()))
+    t_start = time.time()
+    t_ckpt = t_start
+    bar = tqdm(total=a.steps, initial=state["step"], desc=f"codec {a.phase}", unit="step", dynamic_ncols=True)
+    last = time.time()
+    while state["step"] < a.steps:
+        batch = jnp.asarray(crops())
+        key, sub = jax.random.split(key)
+        loss, m = step_fn(codec, opt, batch, sub)
+        loss = float(loss)
+        now = time.time()
+        state["elapsed"] += now - last
+        last = now
+        state["step"] += 1
+        if not np.isfinite(loss):
+            raise SystemExit(f"loss is {loss} at step {state['step']}; not saving")
+        row = {"kind": "train", "step": state["step"], "elapsed": round(state["elapsed"], 2), "loss": loss,
+               "lr": float(sched(state["step"]))}
+        row.update({k: float(v) for k, v in m.items()})
+        metrics_f.write(json.dumps(row) + "\n")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", mr=f"{row['mrstft']:.3f}", cx=f"{row['complex']:.3f}")
+        done = state["step"] >= a.steps or (a.minutes is not None and now - t_start > a.minutes * 60)
+        if state["step"] % a.eval_every == 0 or done:
+            tqdm.write(json.dumps(log_eval()))
+            last = time.time()
+        if now - t_ckpt > a.ckpt_every or done:
+            save(out, codec, opt, state)
+            plot(out)
+            t_ckpt = time.time()
+            last = t_ckpt
+        if done:
+            break
+    bar.close()
+    metrics_f.close()
+    save(out, codec, opt, state)
+    plot(out)
+    print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
