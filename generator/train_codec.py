@@ -91,7 +91,8 @@ def evaluate(codec: Codec, audio: np.ndarray, levels: int = 0) -> dict:
     out, swapped = _recon(codec, a, levels)
     own = float(spectral_distance(out[:, FRAME:], a[:, FRAME:]))
     other = float(spectral_distance(swapped[:, FRAME:], a[:, FRAME:]))
-    return {"mrstft": own, "swap_ratio": other / max(own, 1e-9)}
+    rms = float(jnp.sqrt((out[:, FRAME:] ** 2).mean() / (a[:, FRAME:] ** 2).mean()))
+    return {"mrstft": own, "swap_ratio": other / max(own, 1e-9), "rms_ratio": rms}
 
 
 def code_usage(codec: Codec, audio: np.ndarray) -> list[int]:
@@ -166,8 +167,8 @@ def plot(out: pathlib.Path):
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
     if tr:
         s = np.array([r["step"] for r in tr])
-        for key in ("loss", "complex", "mrstft"):
-            v = np.array([r[key] for r in tr])
+        for key in ("loss", "complex", "mrstft", "sc"):
+            v = np.array([r.get(key, np.nan) for r in tr])
             k = min(25, len(v))
             ax[0].plot(s[k - 1:], np.convolve(v, np.ones(k) / k, "valid"), label=key)
         ax[0].set_xlabel("step")
@@ -189,8 +190,43 @@ def plot(out: pathlib.Path):
     plt.close(fig)
 
 
+# ---- export into a full system checkpoint -------------------------------------------------------
+def export(run: str, out: str, preset_name: str = "tiny", blocks: int = 10) -> dict:
+    """Write ``out`` as a jamgen checkpoint: the trained codec of ``run`` plus the preset's seeded LM and
+    style model; then load it with :func:`generator.system.load` and stream ``blocks`` 200 ms blocks."""
+    from safetensors.numpy import load_file
+
+    from generator.interface import GenerationControls
+    from generator.system import System, load
+
+    system = System(preset(preset_name))
+    checkpoint.assign(system.codec, load_file(str(pathlib.Path(run) / "codec.safetensors")), run)
+    system.save(out)
+    loaded = load(out)
+    state = loaded.init_state(0)
+    audio = []
+    for _ in range(blocks):
+        a, state = loaded.generate(state, GenerationControls(), 5)
+        audio.append(a)
+    audio = np.concatenate(audio)
+    return {"samples": int(len(audio)), "finite": bool(np.isfinite(audio).all()),
+            "rms": float(np.sqrt((audio ** 2).mean())), "peak": float(np.abs(audio).max())}
+
+
 # ---- main -------------------------------------------------------------------------------------
 def main(argv=None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        e = argparse.ArgumentParser(prog="python -m generator.train_codec export",
+                                    description="trained codec + seeded LM/style -> loadable system checkpoint")
+        e.add_argument("run")
+        e.add_argument("out")
+        e.add_argument("--preset", default="tiny")
+        ea = e.parse_args(argv[1:])
+        print(json.dumps(export(ea.run, ea.out, ea.preset)))
+        return 0
     p = argparse.ArgumentParser(prog="python -m generator.train_codec", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--phase", choices=["ae", "rvq"], required=True)

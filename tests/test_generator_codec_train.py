@@ -14,7 +14,7 @@ from flax import nnx
 
 from generator import config as presets
 from generator.codec import Codec
-from generator.train import codec_ae_step, codec_loss, log_mag, make_optimizer
+from generator.train import codec_ae_step, magnitude, make_optimizer, spectral_distance
 from generator import train_codec as tc
 
 
@@ -26,6 +26,7 @@ def audio(batch=2, frames=6, seed=0):
 
 
 def test_latent_gradient_is_alive():
+    """d(loss)/dz must be non-zero: the decoder output depends on the latents."""
     codec = Codec(presets.test().codec, rngs=nnx.Rngs(0))
     x = audio()
     z = codec.embed(x)
@@ -34,14 +35,10 @@ def test_latent_gradient_is_alive():
         st = codec.init_decoder_state(x.shape[0])
         spec, _ = codec.latents_to_spec(zz, st["conv"])
         out, _ = codec.spec_to_audio(spec, st["tail"])
-        from generator.train import spectral_distance
         return spectral_distance(out, x)
 
-    gz = jax.grad(from_z)(z)
+    gz = jax.jit(jax.grad(from_z))(z)
     assert float(jnp.abs(gz).mean()) > 1e-6
-    grads = nnx.grad(lambda c: codec_loss(c, x, jax.random.PRNGKey(0), quantize=False)[0])(codec)
-    enc = np.abs(np.asarray(grads["enc_in"]["kernel"][...])).mean()
-    assert enc > 1e-7, enc
 
 
 def test_log_mag_reshape_framing_matches_gather():
@@ -50,8 +47,9 @@ def test_log_mag_reshape_framing_matches_gather():
         xx = jnp.moveaxis(x, 1, -1)
         m = (xx.shape[-1] - n) // h + 1
         idx = jnp.arange(m)[:, None] * h + jnp.arange(n)[None]
-        ref = jnp.log(jnp.abs(jnp.fft.rfft(xx[..., idx] * jnp.hanning(n), axis=-1)) + 1e-5)
-        np.testing.assert_allclose(log_mag(x, n, h), ref, atol=1e-4)
+        ref = jnp.abs(jnp.fft.rfft(xx[..., idx] * jnp.hanning(n), axis=-1))
+        got = jax.jit(magnitude, static_argnums=(1, 2))(x, n, h)
+        np.testing.assert_allclose(got, ref, atol=1e-4 * float(ref.max()))
 
 
 def test_kmeans_init_fits_latents():
@@ -69,7 +67,9 @@ def test_kmeans_init_fits_latents():
 def test_run_directory_round_trip(tmp_path):
     codec = Codec(presets.test().codec, rngs=nnx.Rngs(0))
     opt = make_optimizer(codec, lr=1e-3)
+    enc_before = np.asarray(codec.enc_in.kernel[...]).copy()
     codec_ae_step(codec, opt, audio(), jax.random.PRNGKey(0))
+    assert not np.array_equal(enc_before, np.asarray(codec.enc_in.kernel[...]))  # encoder gets gradient
     tc.save(tmp_path, codec, opt, {"step": 1})
     codec2 = Codec(presets.test().codec, rngs=nnx.Rngs(5))
     opt2 = make_optimizer(codec2, lr=1e-3)
