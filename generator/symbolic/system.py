@@ -89,7 +89,7 @@ class SymbolicSystem:
 
     def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
-                 max_tokens_per_s: float = 400.0, meta: dict | None = None):
+                 max_tokens_per_s: float = 300.0, meta: dict | None = None):
         import fluidsynth
 
         self.config = config
