@@ -27,7 +27,7 @@ from common import ROOT, private_jackd, stop_counts  # noqa: E402
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--model", default="tiny")
+    p.add_argument("--model", default="symbolic")
     p.add_argument("--block-frames", type=int, default=5)
     p.add_argument("--prebuffer", type=float, default=0.3)
     p.add_argument("--prompt", default="upbeat funk groove with bass and drums")

@@ -47,7 +47,7 @@ def rss_kib(pid: int) -> int:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=60.0)
-    p.add_argument("--model", default="tiny")
+    p.add_argument("--model", default="symbolic")
     p.add_argument("--interval", type=float, default=0.3, help="seconds between scripted changes")
     a = p.parse_args()
     name = f"soak{os.getpid()}"

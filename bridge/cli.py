@@ -238,6 +238,9 @@ def cmd_render(parser, args) -> int:
     except generators.ModelLoadError as err:
         logging.getLogger("jamgen").error("%s", err)
         return 1
+    for name, value in getattr(gen, "control_defaults", {}).items():
+        if name not in initial:  # the model's documented default; --set wins
+            store.set(name, value, source="model")
     drain_midi = getattr(gen, "drain_midi", None)
     if args.midi and not callable(drain_midi):
         logging.getLogger("jamgen").error("model %r makes audio only: --midi needs a generator "
@@ -331,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](parser, args) or 0
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `jamgen models | head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -114,6 +114,10 @@ class Daemon:
             gen = generators.load(o.model)
         except generators.ModelLoadError as err:
             raise StartupError(str(err)) from None
+        user_set = set(self._initial_controls()) | set(self.mappings.initial_values())
+        for name, value in getattr(gen, "control_defaults", {}).items():
+            if name not in user_set:  # the model's documented default; the user's choice wins
+                self.store.set(name, value, source=f"model {o.model}")
         warmup = getattr(gen, "warmup", None)
         if callable(warmup):
             warmup()

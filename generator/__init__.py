@@ -29,7 +29,7 @@ from generator.interface import (  # noqa: F401  (re-exported)
     check_audio,
 )
 
-DEFAULT_MODEL = "tiny"
+DEFAULT_MODEL = "symbolic"  # chosen by measurement: see README, "Models"
 
 
 class ModelLoadError(Exception):

@@ -75,6 +75,14 @@ class Generator(Protocol):
         """The style embedding of a text prompt (used for blending and diagnostics)."""
 
 
+# Optional extras a generator may have (the daemon looks for them with getattr):
+#   warmup()                      compile/load before the first block (called once at start-up)
+#   control_defaults: dict        start-up values for controls, where the model documents its own
+#                                 (e.g. {"guidance": 1.25}); --set and mapping files still win
+#   drain_midi() -> [(offset, bytes)]
+#                                 the notes of the last generated block (sent on <client>:midi_out)
+
+
 def check_audio(audio: np.ndarray, frames: int) -> np.ndarray:
     """Validate a generator's output block; returns it as C-contiguous float32.
 

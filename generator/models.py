@@ -12,9 +12,13 @@ import pathlib
 from generator.backends import magenta_assets
 
 NATIVE_CHECKPOINTS = pathlib.Path(__file__).parent / "checkpoints"
+# The presets of generator.symbolic.model (named here so that listing models imports no JAX).
+SYMBOLIC_NAMES = ("symbolic", "symbolic-tiny")
 
 _NATIVE_NOTES = {
-    "tiny": "jamgen's default model",
+    "tiny": "audio-token model (codec + style + Depthformer LM), real time on 2 CPU cores",
+    "symbolic": "jamgen's default: Music Transformer over note events, played by FluidSynth, MIDI out",
+    "symbolic-tiny": "a very small symbolic model for tests",
     "test": "a very small model for tests",
     "mrt2_small": "jamgen's own implementation, Magenta RT 2 small shape",
     "mrt2_base": "jamgen's own implementation, Magenta RT 2 base shape",
@@ -31,7 +35,7 @@ def list_models() -> list[dict]:
     from generator.config import PRESETS
 
     models = []
-    for name in PRESETS:
+    for name in [*SYMBOLIC_NAMES, *PRESETS]:
         trained = (NATIVE_CHECKPOINTS / name / "config.json").is_file()
         models.append({
             "spec": name, "backend": "native", "ready": True,
@@ -61,7 +65,7 @@ def format_models(models: list[dict] | None = None) -> str:
              f"magenta-rt package: {'installed' if magenta_assets.extra_installed() else 'not installed'}", ""]
     for m in models:
         if m["ready"]:
-            state = "ready" if m["weights"] == "trained" else "ready (random weights: noise-like audio)"
+            state = "ready" if m["weights"] == "trained" else "ready (untrained, random weights)"
         else:
             state = "NOT READY"
         lines.append(f"{m['spec']:<{width}}  {state:<40}  {m['description']}")

@@ -189,3 +189,12 @@ def test_render_midi_writes_every_note_with_its_note_off(tmp_path):
     r = _run_cli("render", "--model", "python:tests.tone_generator:factory", "--duration", "1",
                  "-o", str(out), "--midi", str(mid))
     assert r.returncode != 0 and "makes audio only" in r.stderr
+
+
+def test_models_lists_the_default_as_trained_and_ready():
+    import generator
+
+    r = _run_cli("models")
+    assert r.returncode == 0, r.stderr
+    line = next(l for l in r.stdout.splitlines() if l.startswith(generator.DEFAULT_MODEL + " "))
+    assert "ready" in line and "untrained" not in line and "NOT READY" not in line

@@ -62,3 +62,12 @@ def test_stop_and_pause_leave_no_stuck_notes(daemon_factory, jackd):
             sounding.discard(e[1])
     assert not sounding, f"stuck notes after stop: {sounding}"
     assert any(e[0] == 0x90 for _t, e in events)
+
+
+def test_model_control_defaults_apply_unless_the_user_sets_them(daemon_factory):
+    d = daemon_factory(model=MIDI_MODEL)
+    assert d.wait_for_blocks(2)[-1]["controls"]["guidance"] == 1.5
+    d.stop()
+    d.block_log.unlink()  # the second daemon logs to the same path
+    d2 = daemon_factory("--set", "guidance=4", model=MIDI_MODEL)
+    assert d2.wait_for_blocks(2)[-1]["controls"]["guidance"] == 4.0

@@ -70,6 +70,8 @@ def factory() -> ToneGenerator:
 
 
 class NoteToneGenerator(ToneGenerator):
+    control_defaults = {"guidance": 1.5}  # as a model that documents its own default would
+
     def __init__(self):
         super().__init__()
         self._events: list[tuple[int, bytes]] = []
