@@ -31,6 +31,7 @@ from generator.config import PRESETS, SystemConfig, preset
 from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
 from generator.lm import Depthformer
 from generator.style import StyleBank, StyleModel, clips_of, to_mono_16k
+from generator import snapshots
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = pathlib.Path(__file__).parent / "checkpoints"
@@ -190,14 +191,8 @@ class System:
         return jax.jit(run)
 
     # ---- snapshots -----------------------------------------------------------------------
-    @staticmethod
-    def snapshot(state):
-        """A host copy of ``state`` that survives donation of the live one."""
-        return jax.tree.map(lambda x: np.array(x, copy=True), state)
-
-    @staticmethod
-    def restore(snapshot):
-        return jax.tree.map(jnp.asarray, snapshot)
+    snapshot = staticmethod(snapshots.snapshot)
+    restore = staticmethod(snapshots.restore)
 
     def save_state(self, state, path):
         from safetensors.numpy import save_file

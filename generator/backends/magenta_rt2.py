@@ -62,6 +62,7 @@ except ImportError as err:  # one line, with the fix
 
 import jax
 import jax.numpy as jnp
+from generator import snapshots
 
 log = logging.getLogger(__name__)
 
@@ -354,15 +355,8 @@ class MagentaRT2Generator:
             self._note_opts.update(new)
 
     # ---- snapshots -----------------------------------------------------------------------------
-    @staticmethod
-    def snapshot(state):
-        """A host copy of ``state`` that survives the donation of the live one."""
-        return jax.tree.map(lambda x: np.array(x, copy=True), state)
-
-    @staticmethod
-    def restore(snapshot):
-        """A device state from a snapshot (the snapshot stays usable for later restores)."""
-        return jax.tree.map(jnp.asarray, snapshot)
+    snapshot = staticmethod(snapshots.snapshot)
+    restore = staticmethod(snapshots.restore)
 
 
 # ---- construction ----------------------------------------------------------------------------
