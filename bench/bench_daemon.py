@@ -29,7 +29,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--model", default="symbolic")
     p.add_argument("--block-frames", type=int, default=5)
-    p.add_argument("--prebuffer", type=float, default=0.3)
+    p.add_argument("--prebuffer", type=float, default=None, help="default: the model's own, or 0.3")
     p.add_argument("--prompt", default="upbeat funk groove with bass and drums")
     a = p.parse_args()
     name = f"bench{os.getpid()}"
@@ -41,7 +41,8 @@ def main() -> int:
             r = subprocess.run(
                 [sys.executable, "-m", "bridge.cli", "run", "--model", a.model, "--jack-server", name,
                  "--no-osc", "--duration", str(a.seconds), "--block-log", str(block_log),
-                 "--block-frames", str(a.block_frames), "--prebuffer", str(a.prebuffer),
+                 "--block-frames", str(a.block_frames),
+                 *(["--prebuffer", str(a.prebuffer)] if a.prebuffer is not None else []),
                  "--prompt", a.prompt, "--status-interval", "3600"],
                 cwd=ROOT, env=env, capture_output=True, text=True)
             wall = time.monotonic() - t0

@@ -111,7 +111,8 @@ def main() -> int:
     temps = np.array([b["controls"]["temperature"] for b in blocks])
     latencies = []
     for t_sent, value in sent:
-        idx = np.flatnonzero((walls >= t_sent) & np.isclose(temps, value))
+        # Values repeat every 997 changes: only a block within a few seconds can be this change's.
+        idx = np.flatnonzero((walls >= t_sent) & (walls < t_sent + 5.0) & np.isclose(temps, value))
         if idx.size:
             latencies.append(walls[idx[0]] - t_sent)
     latencies = np.array(latencies) * 1000

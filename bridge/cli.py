@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write one JSON line per generated block (time, frame, controls)")
     run.add_argument("--block-frames", type=int, default=5, metavar="N",
                      help="frames (40 ms each) per generated block (default 5)")
-    run.add_argument("--prebuffer", type=float, default=0.3, metavar="SECONDS",
-                     help="audio kept buffered ahead of playback (default 0.3)")
+    run.add_argument("--prebuffer", type=float, default=None, metavar="SECONDS",
+                     help="audio kept buffered ahead of playback (default 0.3, or what the model asks for)")
     run.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
                      help="log a status line this often (default 30)")
 
@@ -182,7 +182,7 @@ def cmd_run(parser, args) -> int:
     from bridge.daemon import Daemon, DaemonOptions, StartupError
 
     _check_common(parser, args)
-    if args.prebuffer <= 0 or args.prebuffer > 10:
+    if args.prebuffer is not None and not 0 < args.prebuffer <= 10:
         parser.error("--prebuffer must be in (0, 10] seconds")
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")

@@ -51,7 +51,7 @@ class DaemonOptions:
     duration: float | None = None
     block_log: str | None = None
     block_frames: int = 5
-    prebuffer: float = 0.3  # seconds of audio kept ahead of playback
+    prebuffer: float | None = None  # seconds kept ahead of playback; None: the model's hint or 0.3
     status_interval: float = 30.0
 
 
@@ -124,8 +124,12 @@ class Daemon:
         log.info("model ready in %.1f s", time.monotonic() - t0)
 
         block_seconds = o.block_frames / FRAME_RATE
-        prebuffer_frames = int(o.prebuffer * SAMPLE_RATE)
-        audio_rb = ring_buffer(o.prebuffer + 2 * block_seconds + 0.1)
+        # Generators whose block time varies a lot (the symbolic model's note density) ask for
+        # more buffer: latency traded for no underruns. An explicit --prebuffer wins.
+        prebuffer = o.prebuffer if o.prebuffer is not None else getattr(gen, "prebuffer_seconds", 0.3)
+        log.info("pre-buffer %.2f s", prebuffer)
+        prebuffer_frames = int(prebuffer * SAMPLE_RATE)
+        audio_rb = ring_buffer(prebuffer + 2 * block_seconds + 0.1)
         record_rb = ring_buffer(2.0) if o.record else None
         self.engine = Engine(gen, self.store, audio_rb, o.block_frames, prebuffer_frames, self._block_log)
         self.jack = JackOutput(audio_rb, prebuffer_frames, o.client_name, o.jack_server, o.connect, record_rb)

@@ -79,6 +79,7 @@ class Generator(Protocol):
 #   warmup()                      compile/load before the first block (called once at start-up)
 #   control_defaults: dict        start-up values for controls, where the model documents its own
 #                                 (e.g. {"guidance": 1.25}); --set and mapping files still win
+#   prebuffer_seconds: float      how much audio the daemon should keep ahead (default 0.3 s)
 #   drain_midi() -> [(offset, bytes)]
 #                                 the notes of the last generated block (sent on <client>:midi_out)
 

@@ -89,6 +89,9 @@ class SymbolicSystem:
     # Measured (python -m generator.symbolic.eval): guidance 1-1.5 keeps the prompted rhythm closest
     # to held-out music of the style; at 3.0 this small model degenerates into dense note runs.
     control_defaults = {"guidance": 1.25}
+    # Block compute varies with note density (p99 above one block under load in bench/soak.py at a
+    # 0.3 s pre-buffer): keep more audio ahead. The daemon uses this unless --prebuffer is given.
+    prebuffer_seconds = 0.8
 
     def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
