@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the models jamgen can load, what is installed and what is missing")
     sub.add_parser("dataset", add_help=False,
                    help="build/prepare/show the training data (python -m generator.data --help)")
+    sub.add_parser("train", add_help=False,
+                   help="train the audio model: train codec|style|lm (python -m generator.train --help)")
 
     mappings = sub.add_parser("mappings", help="mapping file tools (check)",
                               description="Mapping file tools.")
@@ -322,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         from generator.data.__main__ import main as dataset_main
 
         return dataset_main(argv[1:]) or 0
+    if argv[:1] == ["train"]:  # each trainer has its own argparse (generator/train/)
+        from generator.train.__main__ import main as train_main
+
+        return train_main(argv[1:]) or 0
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

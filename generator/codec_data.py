@@ -28,7 +28,9 @@ def render(out: pathlib.Path, split: str, minutes: float, clip_seconds: float, s
     for i, (audio, caption, meta) in enumerate(tqdm(iter_clips(split, clip_seconds, seed=seed, limit=n),
                                                     total=n, desc=f"render {split}", unit="clip")):
         arr[i] = np.clip(np.round(audio * 32767), -32768, 32767).astype(np.int16)
-        metas.append({"i": i, "id": meta["id"], "caption": caption, "license": meta["license"]})
+        metas.append({"i": i, "id": meta["id"], "caption": caption, "license": meta["license"],
+                      "paraphrases": list(meta.get("paraphrases") or ()), "collection": meta.get("collection"),
+                      "attribution": meta.get("attribution")})
     np.save(out / f"{split}.npy", arr[: len(metas)])
     with open(out / f"{split}.meta.jsonl", "w") as f:
         for m in metas:

@@ -1,4 +1,4 @@
-"""Codec training recipe (generator.train_codec): the pieces the codec probe said to check first.
+"""Codec training recipe (generator.train.codec): the pieces the codec probe said to check first.
 
 * the continuous autoencoder's loss has a gradient through the latent z (no dead path),
 * the reshape-framed STFT used by the losses equals the gathered reference,
@@ -15,7 +15,7 @@ from flax import nnx
 from generator import config as presets
 from generator.codec import Codec
 from generator.train import codec_ae_step, magnitude, make_optimizer, spectral_distance
-from generator import train_codec as tc
+from generator.train import codec as tc
 
 
 def audio(batch=2, frames=6, seed=0):

@@ -1,4 +1,4 @@
-"""Train jamgen's codec on the pre-rendered clip cache: ``python -m generator.train_codec``.
+"""Train jamgen's codec on the pre-rendered clip cache: ``python -m generator.train codec``.
 
 Why two phases (``shared/research/codec-probe.md``): a codec trained with its quantizer from step 0
 collapsed on CPU budgets (constant encoder output, decoder playing an average spectrum). So:
@@ -13,8 +13,8 @@ Each run directory holds ``codec.safetensors`` + ``opt.safetensors`` + ``state.j
 rerun the same command), ``metrics.jsonl`` and ``curve.png``. Pin to one core with ``taskset -c 0``.
 
     taskset -c 0 .venv/bin/python -m generator.codec_data --minutes 30
-    taskset -c 0 .venv/bin/python -m generator.train_codec --phase ae --out runs/codec/ae --steps 3000 --minutes 15
-    taskset -c 0 .venv/bin/python -m generator.train_codec --phase rvq --init runs/codec/ae \\
+    taskset -c 0 .venv/bin/python -m generator.train codec --phase ae --out runs/codec/ae --steps 3000 --minutes 15
+    taskset -c 0 .venv/bin/python -m generator.train codec --phase rvq --init runs/codec/ae \\
         --out runs/codec/rvq --steps 6000 --minutes 25
 """
 
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
-        e = argparse.ArgumentParser(prog="python -m generator.train_codec export",
+        e = argparse.ArgumentParser(prog="python -m generator.train codec export",
                                     description="trained codec + seeded LM/style -> loadable system checkpoint")
         e.add_argument("run")
         e.add_argument("out")
@@ -227,7 +227,7 @@ def main(argv=None) -> int:
         ea = e.parse_args(argv[1:])
         print(json.dumps(export(ea.run, ea.out, ea.preset)))
         return 0
-    p = argparse.ArgumentParser(prog="python -m generator.train_codec", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m generator.train codec", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--phase", choices=["ae", "rvq"], required=True)
     p.add_argument("--out", required=True, help="run directory (resumed when it has state.json)")
