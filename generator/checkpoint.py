@@ -72,7 +72,24 @@ def _sha256(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
-def save(directory, config: SystemConfig, modules: dict[str, nnx.Module]):
+def to_float32(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """float16 tensors (a ``half`` checkpoint) widened to the float32 the models compute in."""
+    return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in tensors.items()}
+
+
+def _halve(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """float32 -> float16 where the values fit (EMA statistics that would overflow stay float32)."""
+    out = {}
+    for k, v in tensors.items():
+        if v.dtype == np.float32 and (v.size == 0 or float(np.abs(v).max()) < 60000.0):
+            v = v.astype(np.float16)
+        out[k] = v
+    return out
+
+
+def save(directory, config: SystemConfig, modules: dict[str, nnx.Module], half: bool = False):
+    """Write ``config.json`` and one safetensors file per module; ``half`` stores float16 (half the
+    size of the shipped default in git; loading widens back to float32)."""
     from safetensors.numpy import save_file
 
     d = pathlib.Path(directory)
@@ -80,7 +97,8 @@ def save(directory, config: SystemConfig, modules: dict[str, nnx.Module]):
     files = {}
     for name, module in modules.items():
         fname = f"{name}.safetensors"
-        save_file(flatten(module), str(d / fname))
+        tensors = flatten(module)
+        save_file(_halve(tensors) if half else tensors, str(d / fname))
         files[fname] = _sha256(d / fname)
     meta = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "files": files}
     (d / "config.json").write_text(json.dumps(meta, indent=2))
@@ -120,4 +138,4 @@ def load_into(directory, files: dict[str, str], modules: dict[str, nnx.Module]):
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
             raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
-        assign(module, tensors, str(path))
+        assign(module, to_float32(tensors), str(path))
