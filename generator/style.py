@@ -3,8 +3,11 @@
 Why: the LM is conditioned on a handful of discrete style tokens per frame, and users steer with
 weighted text prompts (and audio clips). The text tower is the frozen pretrained MiniLM
 (:mod:`generator.text_encoder`) plus a learned projection; the audio tower is a small network on
-16 kHz mono log-mel frames of 10 s clips, mean-pooled over time and clips. Both are L2-normalised
-and trained together with a symmetric InfoNCE loss (:func:`info_nce`). Prompt blending is the
+16 kHz mono log-mel frames of 10 s clips: 8-frame patches (80 ms, 12.5 Hz) projected to the tower
+width, then depthwise dilated temporal convolutions (receptive field ~2.5 s, so it can hear rhythm
+and tempo), each followed by a per-step MLP, then mean+std pooling over time (and a mean over
+clips). Both are L2-normalised and trained together with a symmetric InfoNCE loss
+(:func:`info_nce`); the trainer is :mod:`generator.train.style`. Prompt blending is the
 normalised weighted mean of the prompts' embeddings, re-tokenised (:class:`StyleBank`).
 """
 
@@ -65,13 +68,27 @@ def log_mel(clips, filters):
     return jnp.log(spec @ filters + 1e-6)
 
 
+PATCH = 8  # log-mel frames (10 ms each) per audio-tower step: 12.5 Hz
+DILATIONS = (1, 2, 4, 8)  # depthwise temporal convs (kernel 3) at 12.5 Hz: ~2.5 s receptive field
+
+
+def normalize_mel(mel):
+    """Log-mel [B, T, M] -> zero-mean (per clip: loudness-invariant), roughly unit-scale features."""
+    return (mel - mel.mean(axis=(1, 2), keepdims=True)) / 4.0
+
+
 class StyleModel(nnx.Module):
     def __init__(self, cfg: StyleConfig, text_dim: int = 384, *, rngs: nnx.Rngs):
         self.cfg = cfg
+        w = cfg.audio_width
         self.text_proj = nnx.Linear(text_dim, cfg.dim, rngs=rngs)
-        self.audio_in = nnx.Linear(cfg.n_mels, cfg.audio_width, rngs=rngs)
-        self.audio_blocks = nnx.List([FrameMLP(cfg.audio_width, rngs=rngs) for _ in range(2)])
-        self.audio_out = nnx.Linear(cfg.audio_width, cfg.dim, rngs=rngs)
+        self.audio_in = nnx.Linear(PATCH * cfg.n_mels, w, rngs=rngs)
+        self.audio_convs = nnx.List([
+            nnx.Conv(w, w, kernel_size=(3,), kernel_dilation=(d,), feature_group_count=w, padding="SAME",
+                     rngs=rngs) for d in DILATIONS])
+        self.audio_blocks = nnx.List([FrameMLP(w, rngs=rngs) for _ in DILATIONS])
+        self.audio_norm = nnx.LayerNorm(2 * w, rngs=rngs)
+        self.audio_out = nnx.Linear(2 * w, cfg.dim, rngs=rngs)
         self.log_temp = nnx.Param(jnp.asarray(np.log(1 / 0.07), jnp.float32))
         self.rvq = RVQ(cfg.levels, cfg.codebook_size, cfg.dim, rngs=rngs)
 
@@ -80,11 +97,18 @@ class StyleModel(nnx.Module):
         return _unit(self.text_proj(sentence_vectors))
 
     def embed_audio(self, clips):
-        """16 kHz mono clips [B, 160000] -> unit style vectors [B, dim]."""
-        h = self.audio_in(log_mel(clips, jnp.asarray(mel_filters(self.cfg.n_mels))))
-        for blk in self.audio_blocks:
-            h = blk(h)
-        return _unit(self.audio_out(h.mean(1)))
+        """16 kHz mono clips [B, N] (N >= 1 s; 10 s clips in use) -> unit style vectors [B, dim]."""
+        return self.embed_mel(log_mel(clips, jnp.asarray(mel_filters(self.cfg.n_mels))))
+
+    def embed_mel(self, mel):
+        """Log-mel frames [B, T, n_mels] (:func:`log_mel`, T >= PATCH) -> unit style vectors [B, dim]."""
+        b, t, _ = mel.shape
+        t = t // PATCH * PATCH
+        h = self.audio_in(normalize_mel(mel[:, :t]).reshape(b, t // PATCH, -1))
+        for conv, blk in zip(self.audio_convs, self.audio_blocks):
+            h = blk(h + conv(h))
+        pooled = jnp.concatenate([h.mean(1), h.std(1)], axis=-1)
+        return _unit(self.audio_out(self.audio_norm(pooled)))
 
     def tokenize(self, vectors, levels: int | None = None):
         """[..., dim] -> style tokens [..., levels] in [0, 1024)."""
