@@ -367,7 +367,7 @@ def _music21_refs() -> list[WorkRef]:
                 continue
             rows.append([sp, e.number])
         rows.sort(key=lambda r: (r[0], str(r[1])))
-        tmp = index.with_suffix(".tmp")
+        tmp = index.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(rows))
         tmp.replace(index)
     refs = []
@@ -401,7 +401,9 @@ def _music21_base(ref: WorkRef) -> tuple[mido.MidiFile, dict] | None:
             key = {}
         md = s.metadata
         info = {"title": (md.title if md else None) or "", "composer": (md.composer if md else None) or "", **key}
-        tmp = mid_p.with_suffix(".tmp.mid")
+        # a name of this process's own: two processes parsing the same work must not rename each
+        # other's half-written file away; the last complete os.replace wins, both files are whole
+        tmp = mid_p.with_suffix(f".{os.getpid()}.tmp.mid")
         s.write("midi", fp=str(tmp))
         tmp.replace(mid_p)
     except Exception as e:
