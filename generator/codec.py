@@ -149,6 +149,8 @@ class Codec(nnx.Module):
         """codes [B, F, n<=levels], decoder state -> (audio [B, F*1920, 2], new state)."""
         spec, conv = self.latents_to_spec(self.rvq.dequantize(codes), state["conv"])
         audio, tail = self.spec_to_audio(spec, state["tail"])
+        if self.cfg.output_gain != 1.0:  # static: a trained codec's measured make-up gain
+            audio = audio * self.cfg.output_gain
         return audio, {"conv": conv, "tail": tail}
 
     def decode(self, codes):

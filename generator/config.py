@@ -27,6 +27,7 @@ class CodecConfig:
     enc_blocks: int = 2
     kernel: int = 3  # temporal kernel of the 25 Hz convolutions
     ema_decay: float = 0.99
+    output_gain: float = 1.0  # make-up gain of decoded audio, measured on held-out audio at export
 
     n_fft = 960
     hop = 480

@@ -65,9 +65,11 @@ def test_tokenize_train_resume_export(runs):
 
     out = runs / "ckpt"
     assert tl.main(["export", "--codec", str(runs / "codec"), "--style", str(runs / "style"),
-                    "--lm", str(runs / "lm"), "--out", str(out), "--preset", "test"]) == 0
+                    "--lm", str(runs / "lm"), "--out", str(out), "--preset", "test",
+                    "--gain-data", str(runs / "data")]) == 0
     from safetensors.numpy import load_file
     assert load_file(str(out / "lm.safetensors"))["head"].dtype == np.float16
     system = load(str(out))
+    assert system.config.codec.output_gain > 0 and system.config.codec.output_gain != 1.0  # measured
     audio, _ = system.generate(system.init_state(0), GenerationControls(prompts=(("tone", 1.0),)), 3)
     assert audio.shape == (3 * 1920, 2) and np.isfinite(audio).all()

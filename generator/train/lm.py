@@ -321,13 +321,38 @@ def train(a) -> int:
 
 
 # ---- stage 3: export ----------------------------------------------------------------------------
-def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True) -> pathlib.Path:
-    """Write the three trained parts as one jamgen checkpoint directory and check that it loads."""
+def measure_gain(codec, data_dir="runs/codec_data", items: int = 18, levels: int | None = None) -> float:
+    """Make-up gain that brings the codec's decoded loudness back to its input's: 1 / median RMS
+    ratio over held-out clips (a codec trained on spectral losses can come out a few dB quiet)."""
+    held = np.load(pathlib.Path(data_dir) / "heldout.npy", mmap_mode="r")
+    n = held.shape[1] // FRAME * FRAME
+    rt = nnx.jit(lambda c, x: c.decode(c.encode(x, levels)))
+    ratios = []
+    for i in np.linspace(0, len(held) - 1, min(items, len(held))).astype(int):
+        x = np.asarray(held[i:i + 1, :n], np.float32) / 32768
+        y = np.asarray(rt(codec, jnp.asarray(x)))
+        ratios.append(np.sqrt((y ** 2).mean()) / max(np.sqrt((x ** 2).mean()), 1e-6))
+    return float(1.0 / np.median(ratios))
+
+
+def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True, gain="auto",
+           gain_data="runs/codec_data") -> pathlib.Path:
+    """Write the three trained parts as one jamgen checkpoint directory and check that it loads.
+    ``gain="auto"`` stores the codec's measured make-up gain (:func:`measure_gain`) in its config."""
+    import dataclasses
+
     from safetensors.numpy import load_file
 
     from generator.system import System, load
 
-    system = System(preset(preset_name))
+    cfg = preset(preset_name)
+    if gain == "auto":
+        g = measure_gain(load_codec(codec_run, preset_name), gain_data, levels=cfg.lm.levels)
+        print(f"codec make-up gain {g:.3f} ({20 * np.log10(g):+.1f} dB), measured on {gain_data}")
+    else:
+        g = float(gain)
+    cfg = dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, output_gain=round(g, 4)))
+    system = System(cfg)
     _load_part(system.codec, codec_run, "codec")
     _load_part(system.style, style_run, "style")
     checkpoint.assign(system.lm, load_file(str(pathlib.Path(lm_run) / "lm.safetensors")), lm_run)
@@ -350,8 +375,12 @@ def main(argv=None) -> int:
         e.add_argument("--out", required=True, help="checkpoint directory to write")
         e.add_argument("--preset", default="tiny")
         e.add_argument("--float32", action="store_true", help="store float32 (default: float16 on disk)")
+        e.add_argument("--gain", default="auto",
+                       help="codec make-up gain, or 'auto' to measure it on --gain-data's held-out clips")
+        e.add_argument("--gain-data", default="runs/codec_data")
         ea = e.parse_args(argv[1:])
-        path = export(ea.codec, ea.style, ea.lm, ea.out, ea.preset, half=not ea.float32)
+        path = export(ea.codec, ea.style, ea.lm, ea.out, ea.preset, half=not ea.float32, gain=ea.gain,
+                      gain_data=ea.gain_data)
         size = sum(f.stat().st_size for f in path.iterdir())
         print(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
         return 0
