@@ -12,6 +12,10 @@ Opus runs through Debian's ``opusenc --bitrate N --hard-cbr`` / ``opusdec``; its
 the file size (Ogg overhead included). The codec's bitrate is levels x 10 bits x 25 frames/s.
 
     .venv/bin/python bench/quality_codec.py --codec runs/codec/rvq --data runs/codec_data
+    .venv/bin/python bench/quality_codec.py --codec runs/codec/rvq2 --levels 8,4,1 --real 12   # + real music
+
+``--real N`` adds a second table on N 10 s excerpts of real recorded game music (copyleft Debian packages,
+see ``bench/real_music.py``; evaluation only, never training); ``--real-only`` skips the renders.
 """
 
 from __future__ import annotations
@@ -149,33 +153,20 @@ def codec_outputs(codec, clips, levels: int | None):
     return outs
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--codec", action="append", default=[],
-                    help="run or checkpoint directory with codec.safetensors (repeatable); 'untrained' = seeded init")
-    ap.add_argument("--data", default="runs/codec_data")
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--items", type=int, default=18, help="held-out clips (10 s each)")
-    ap.add_argument("--levels", default="8,4,2,1", help="RVQ prefixes to decode")
-    ap.add_argument("--continuous", action="store_true", help="also decode unquantized latents")
-    ap.add_argument("--opus", default="2,6,12", help="Opus target kbps (hard CBR)")
-    ap.add_argument("--json", default=None, help="also write the rows here")
-    a = ap.parse_args(argv)
-    h = np.load(pathlib.Path(a.data) / "heldout.npy", mmap_mode="r")
-    clips = [np.asarray(h[i], np.float32) / 32768 for i in range(min(a.items, len(h)))]
-    print(f"held-out: {len(clips)} clips, {sum(len(c) for c in clips) / SR / 60:.1f} min, 48 kHz stereo")
+def evaluate(clips, codecs, a, label: str, tag: str) -> list[dict]:
+    """Score every system on ``clips`` and print one table headed by ``label``; rows carry ``set=tag``."""
+    print(label)
+    print(f"{len(clips)} clips, {sum(len(c) for c in clips) / SR / 60:.1f} min, 48 kHz stereo")
     rows = []
 
     def add(name, kbps, outs):
-        r = {"system": name, "kbps": kbps, **score(clips, outs)}
+        r = {"set": tag, "system": name, "kbps": kbps, **score(clips, outs)}
         rows.append(r)
         print(f"{name:34s} {'-' if kbps is None else f'{kbps:5.2f}':>6} {r['mel_db']:7.2f} {r['mrstft']:7.3f} "
               f"{r['sc']:6.3f} {r['rms_ratio']:6.2f}", flush=True)
 
     print(f"{'system':34s} {'kbps':>6} {'mel dB':>7} {'MRSTFT':>7} {'SC':>6} {'RMS':>6}")
-    for spec in a.codec or ["untrained"]:
-        codec = load_codec(None if spec == "untrained" else spec, a.preset)
-        name = "untrained" if spec == "untrained" else pathlib.Path(spec).name
+    for name, codec in codecs:
         if a.continuous:
             add(f"codec {name} continuous z", None, codec_outputs(codec, clips, None))
         for lv in (int(x) for x in a.levels.split(",")):
@@ -186,6 +177,58 @@ def main(argv=None) -> int:
         add(f"opus {kbps:g} hard-CBR", real, outs)
     add("low-pass 4 kHz (Butterworth 8)", None, lowpass(clips))
     add("silence", 0.0, [np.zeros_like(c) for c in clips])
+    print(flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--codec", action="append", default=[],
+                    help="run or checkpoint directory with codec.safetensors (repeatable); 'untrained' = seeded init")
+    ap.add_argument("--data", default="runs/codec_data")
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--items", type=int, default=18, help="held-out clips (10 s each)")
+    ap.add_argument("--levels", default="8,4,2,1", help="RVQ prefixes to decode")
+    ap.add_argument("--continuous", action="store_true", help="also decode unquantized latents")
+    ap.add_argument("--opus", default="2,6,12", help="Opus target kbps (hard CBR)")
+    ap.add_argument("--real", type=int, default=0, metavar="N",
+                    help="also score N 10 s excerpts of real recorded music from Debian packages "
+                         "(bench/real_music.py; evaluation only)")
+    ap.add_argument("--real-only", action="store_true", help="with --real: skip the held-out renders")
+    ap.add_argument("--real-offset", type=float, default=30.0, help="excerpt start within each track (s)")
+    ap.add_argument("--json", default=None, help="also write the rows here (each row has set: heldout|real)")
+    a = ap.parse_args(argv)
+    if a.real_only and a.real <= 0:
+        ap.error("--real-only needs --real N")
+
+    sets = []  # (label, tag, clips)
+    if a.real > 0:
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        import real_music
+
+        try:
+            ex = real_music.excerpts(a.real, 10.0, a.real_offset)
+        except real_music.NoRealMusic as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if len(ex) < a.real:
+            print(f"warning: only {len(ex)} real-music excerpts available (asked for {a.real})", file=sys.stderr)
+        real_label = f"== {real_music.describe(ex)} (10 s from {a.real_offset:g} s into each track) =="
+    if not a.real_only:
+        h = np.load(pathlib.Path(a.data) / "heldout.npy", mmap_mode="r")
+        clips = [np.asarray(h[i], np.float32) / 32768 for i in range(min(a.items, len(h)))]
+        sets.append((f"== held-out renders: {pathlib.Path(a.data) / 'heldout.npy'} (synthetic, rendered in-house) ==",
+                     "heldout", clips))
+    if a.real > 0:
+        sets.append((real_label, "real", [e.audio for e in ex]))
+
+    codecs = []
+    for spec in a.codec or ["untrained"]:
+        codec = load_codec(None if spec == "untrained" else spec, a.preset)
+        codecs.append(("untrained" if spec == "untrained" else pathlib.Path(spec).name, codec))
+    rows = []
+    for label, tag, clips in sets:
+        rows += evaluate(clips, codecs, a, label, tag)
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(rows, indent=1))
     return 0
