@@ -81,8 +81,9 @@ def osc_listen_arg(text: str) -> tuple[str, int]:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help="preset name (default: tiny), checkpoint directory, "
-                   "or python:module:factory")
+    p.add_argument("--model", default=None,
+                   help="model (default: symbolic; also tiny, magenta:mrt2_small...: see jamgen models), "
+                        "a checkpoint directory, or python:module:factory")
     p.add_argument("--prompt", action="append", type=prompt_arg, default=[], metavar="TEXT[:WEIGHT]",
                    help="style prompt for the next free slot (repeatable, up to 8)")
     p.add_argument("--set", action="append", type=setting_arg, default=[], metavar="NAME=VALUE",
