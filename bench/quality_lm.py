@@ -14,6 +14,8 @@ Sections (``--sections``, default all that apply):
   the generated clip's audio embedding retrieves its own prompt among the 20 (top-1 / top-3, chance
   5% / 15%), and for each contrasting *pair* the clip must be closer to its own prompt than to the
   pair's other prompt (chance 50%).
+* ``named``: the issue's own check, "fast swing jazz with brushed drums and walking bass" against
+  "gentle solo piano lullaby", 10 s renders, both directions, 3 seeds, at the model's default guidance.
 * ``diversity``: pairwise style-embedding distance between seeds of one prompt, per temperature.
 * ``long``: one ``--long-minutes`` generation: silence, clipping, loudness drift per minute.
 
@@ -127,6 +129,23 @@ def section_adherence(gen, judge, seconds, guidances):
             "chance_top3": 3 / len(PROMPTS), "chance_pairs": 0.5, "rows": rows}
 
 
+def section_named(gen, judge, seeds=3, seconds=10.0, guidance=None):
+    """The issue's acceptance check on its own pair, over a few seeds: each render's audio embedding
+    must be closer to its own prompt than to the other one (both directions)."""
+    a, b = PAIRS[0]
+    ta, tb = judge.text([a, b])
+    rows = []
+    for seed in range(seeds):
+        ea = judge.audio(render(gen, a, seconds, guidance=guidance, seed=seed))
+        eb = judge.audio(render(gen, b, seconds, guidance=guidance, seed=seed))
+        rows.append({"seed": seed, "jazz_closer_to_jazz": bool(ea @ ta > ea @ tb),
+                     "lullaby_closer_to_lullaby": bool(eb @ tb > eb @ ta),
+                     "render_distance": float(1 - ea @ eb)})
+        print(f"  seed {seed}: {json.dumps(rows[-1])}", flush=True)
+    ok = [r["jazz_closer_to_jazz"] for r in rows] + [r["lullaby_closer_to_lullaby"] for r in rows]
+    return {"pair": [a, b], "seconds": seconds, "rows": rows, "directions_right": float(np.mean(ok))}
+
+
 def section_diversity(gen, judge, seconds, temperatures, seeds=4):
     prompt = PAIRS[0][0]
     rows = []
@@ -157,7 +176,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="generator/checkpoints/tiny", help="generator spec (as jamgen run --model)")
     p.add_argument("--judge", default="generator/checkpoints/tiny",
                    help="native checkpoint whose trained style model embeds text and audio")
-    p.add_argument("--sections", default="ce,adherence,diversity,long")
+    p.add_argument("--sections", default="ce,adherence,named,diversity,long")
     p.add_argument("--tokens", default="runs/lm/tokens_heldout.npz")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--guidance", default="0,1,2,3", help="guidance weights for adherence")
@@ -176,10 +195,13 @@ def main(argv=None) -> int:
     gen = generator.load(a.model)
     if hasattr(gen, "warmup"):
         gen.warmup()
-    judge = Judge(a.judge) if {"adherence", "diversity"} & set(sections) else None
+    judge = Judge(a.judge) if {"adherence", "diversity", "named"} & set(sections) else None
     if "adherence" in sections:
         print("adherence (20 prompts):", flush=True)
         out["adherence"] = section_adherence(gen, judge, a.seconds, [float(g) for g in a.guidance.split(",")])
+    if "named" in sections:
+        print("the issue's pair:", flush=True)
+        out["named"] = section_named(gen, judge)
     if "diversity" in sections:
         print("diversity:", flush=True)
         out["diversity"] = section_diversity(gen, judge, a.seconds, [float(t) for t in a.temperature.split(",")])
