@@ -26,6 +26,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from generator.train import style as ts  # noqa: E402  (sets single-thread XLA flags when pinned)
+from generator.train import rundir  # noqa: E402
 
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
     unseen_vecs = encoder(unseen)
 
     trained = ts.StyleModel(cfg, rngs=nnx.Rngs(0))
-    ts.load_module(run / "style.safetensors", trained)
+    rundir.load_module(run / "style.safetensors", trained)
     seed = state.get("args", {}).get("seed", 0)
     untrained = ts.StyleModel(cfg, rngs=nnx.Rngs(seed))
     result = {

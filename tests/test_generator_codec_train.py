@@ -16,6 +16,7 @@ from generator import config as presets
 from generator.codec import Codec
 from generator.train import codec_ae_step, magnitude, make_optimizer, spectral_distance
 from generator.train import codec as tc
+from generator.train import rundir
 
 
 def audio(batch=2, frames=6, seed=0):
@@ -70,11 +71,11 @@ def test_run_directory_round_trip(tmp_path):
     enc_before = np.asarray(codec.enc_in.kernel[...]).copy()
     codec_ae_step(codec, opt, audio(), jax.random.PRNGKey(0))
     assert not np.array_equal(enc_before, np.asarray(codec.enc_in.kernel[...]))  # encoder gets gradient
-    tc.save(tmp_path, codec, opt, {"step": 1})
+    rundir.save(tmp_path, {"codec": codec, "opt": opt}, {"step": 1})
     codec2 = Codec(presets.test().codec, rngs=nnx.Rngs(5))
     opt2 = make_optimizer(codec2, lr=1e-3)
-    tc.load_module(tmp_path / "codec.safetensors", codec2)
-    tc.load_module(tmp_path / "opt.safetensors", opt2)
+    rundir.load_module(tmp_path / "codec.safetensors", codec2)
+    rundir.load_module(tmp_path / "opt.safetensors", opt2)
     a, b = tc.checkpoint.flatten(codec), tc.checkpoint.flatten(codec2)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     a, b = tc.checkpoint.flatten(opt), tc.checkpoint.flatten(opt2)

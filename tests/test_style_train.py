@@ -8,6 +8,7 @@ import numpy as np
 from flax import nnx
 
 from generator.config import preset
+from generator.train import rundir
 from generator.train import style as train_style
 
 
@@ -49,7 +50,7 @@ def test_trainer_runs_resumes_and_exports(tmp_path):
     train_style.load_trained(system, out)
     after = system.embed_style("jazz")
     trained = train_style.StyleModel(preset("test").style, rngs=nnx.Rngs(1))
-    train_style.load_module(out / "style.safetensors", trained)
+    rundir.load_module(out / "style.safetensors", trained)
     want = np.asarray(trained.embed_text(system.text_encoder(["jazz"])))[0]
     np.testing.assert_allclose(after, want, atol=1e-5)
     assert not np.allclose(before, after)

@@ -37,6 +37,7 @@ import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from generator import checkpoint  # noqa: E402
+from generator.train import rundir  # noqa: E402
 from generator.codec import Codec  # noqa: E402
 from generator.config import preset  # noqa: E402
 from generator.train import codec_ae_step, codec_step, make_optimizer, spectral_distance  # noqa: E402
@@ -138,39 +139,18 @@ def kmeans_init(codec: Codec, vectors: np.ndarray, vectors_per_step: int, iters:
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
-def save(out: pathlib.Path, codec: Codec, opt: nnx.Optimizer, state: dict):
-    from safetensors.numpy import save_file
-
-    for name, mod in (("codec", codec), ("opt", opt)):
-        tmp = out / f"{name}.safetensors.tmp"
-        save_file(checkpoint.flatten(mod), str(tmp))
-        tmp.replace(out / f"{name}.safetensors")
-    (out / "state.json.tmp").write_text(json.dumps(state, indent=1))
-    (out / "state.json.tmp").replace(out / "state.json")
-
-
-def load_module(path: pathlib.Path, module):
-    from safetensors.numpy import load_file
-
-    checkpoint.assign(module, load_file(str(path)), str(path))
-
-
 def plot(out: pathlib.Path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
-    tr = [r for r in rows if r["kind"] == "train"]
-    ev = [r for r in rows if r["kind"] == "eval"]
+    tr, ev = rundir.metrics(out)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
     if tr:
         s = np.array([r["step"] for r in tr])
         for key in ("loss", "complex", "mrstft", "sc"):
-            v = np.array([r.get(key, np.nan) for r in tr])
-            k = min(25, len(v))
-            ax[0].plot(s[k - 1:], np.convolve(v, np.ones(k) / k, "valid"), label=key)
+            ax[0].plot(*rundir.moving_average(s, [r.get(key, np.nan) for r in tr]), label=key)
         ax[0].set_xlabel("step")
         ax[0].set_title("train (moving avg)")
         ax[0].legend()
@@ -258,13 +238,13 @@ def main(argv=None) -> int:
     state = {"step": 0, "elapsed": 0.0, "phase": a.phase, "preset": a.preset, "args": vars(a)}
     if (out / "state.json").is_file():
         state = json.loads((out / "state.json").read_text())
-        load_module(out / "codec.safetensors", codec)
-        load_module(out / "opt.safetensors", opt)
+        rundir.load_module(out / "codec.safetensors", codec)
+        rundir.load_module(out / "opt.safetensors", opt)
         crops.rng = np.random.default_rng([a.seed, state["step"]])
         print(f"resumed {out} at step {state['step']}")
     else:
         if a.init:
-            load_module(pathlib.Path(a.init) / "codec.safetensors", codec)
+            rundir.load_module(pathlib.Path(a.init) / "codec.safetensors", codec)
             print(f"codec weights from {a.init}")
         if a.phase == "rvq":
             enc = nnx.jit(lambda c, x: c.embed(x))
@@ -316,7 +296,7 @@ def main(argv=None) -> int:
             tqdm.write(json.dumps(log_eval()))
             last = time.time()
         if now - t_ckpt > a.ckpt_every or done:
-            save(out, codec, opt, state)
+            rundir.save(out, {"codec": codec, "opt": opt}, state)
             plot(out)
             t_ckpt = time.time()
             last = t_ckpt
@@ -324,7 +304,7 @@ def main(argv=None) -> int:
             break
     bar.close()
     metrics_f.close()
-    save(out, codec, opt, state)
+    rundir.save(out, {"codec": codec, "opt": opt}, state)
     plot(out)
     print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
     return 0

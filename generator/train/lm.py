@@ -43,7 +43,7 @@ from flax import nnx  # noqa: E402
 from generator import checkpoint  # noqa: E402
 from generator.config import preset  # noqa: E402
 from generator.lm import Depthformer  # noqa: E402
-from generator.train import lm_step, make_optimizer  # noqa: E402
+from generator.train import lm_step, make_optimizer, rundir  # noqa: E402
 
 SR = 48_000
 FRAME = 1920
@@ -52,12 +52,10 @@ MAX_TEXTS = 4
 
 # ---- stage 1: tokens ------------------------------------------------------------------------------
 def _load_part(module, run_dir, name):
-    from safetensors.numpy import load_file
-
     path = pathlib.Path(run_dir) / f"{name}.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: train the {name} first (jamgen train {name})")
-    checkpoint.assign(module, checkpoint.to_float32(load_file(str(path))), str(path))
+    rundir.load_module(path, module)
     return module
 
 
@@ -207,15 +205,11 @@ def plot(out: pathlib.Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
-    tr = [r for r in rows if r["kind"] == "train"]
-    ev = [r for r in rows if r["kind"] == "eval"]
+    tr, ev = rundir.metrics(out)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
     if tr:
         s = np.array([r["step"] for r in tr])
-        v = np.array([r["loss"] for r in tr])
-        k = min(25, len(v))
-        ax[0].plot(s[k - 1:], np.convolve(v, np.ones(k) / k, "valid"), label="train NLL (moving avg)")
+        ax[0].plot(*rundir.moving_average(s, [r["loss"] for r in tr]), label="train NLL (moving avg)")
         ax[0].set_xlabel("step")
         ax[0].legend()
     if ev:
@@ -233,18 +227,7 @@ def plot(out: pathlib.Path):
     plt.close(fig)
 
 
-def _save(out, lm, opt, state):
-    from safetensors.numpy import save_file
-
-    save_file(checkpoint.flatten(lm), str(out / "lm.safetensors.tmp"))
-    save_file(checkpoint.flatten(opt), str(out / "opt.safetensors.tmp"))
-    os.replace(out / "lm.safetensors.tmp", out / "lm.safetensors")
-    os.replace(out / "opt.safetensors.tmp", out / "opt.safetensors")
-    (out / "state.json").write_text(json.dumps(state, indent=1))
-
-
 def train(a) -> int:
-    from safetensors.numpy import load_file
     from tqdm import tqdm
 
     out = pathlib.Path(a.out)
@@ -271,8 +254,8 @@ def train(a) -> int:
     if (out / "state.json").is_file() and (out / "lm.safetensors").is_file():
         state = json.loads((out / "state.json").read_text())
         state.setdefault("phases", []).append({"step": state["step"], "unconditional": a.unconditional})
-        checkpoint.assign(lm, load_file(str(out / "lm.safetensors")), str(out / "lm.safetensors"))
-        checkpoint.assign(opt, load_file(str(out / "opt.safetensors")), str(out / "opt.safetensors"))
+        rundir.load_module(out / "lm.safetensors", lm)
+        rundir.load_module(out / "opt.safetensors", opt)
         windows.rng = np.random.default_rng([a.seed, state["step"]])
         print(f"resumed {out} at step {state['step']}")
     key = jax.random.fold_in(jax.random.PRNGKey(a.seed), state["step"])
@@ -309,12 +292,12 @@ def train(a) -> int:
         if state["step"] % a.eval_every == 0:
             log_eval()
         if now - t_ckpt > a.ckpt_every:
-            _save(out, lm, opt, state)
+            rundir.save(out, {"lm": lm, "opt": opt}, state)
             plot(out)
             t_ckpt = time.time()
     bar.close()
     log_eval()
-    _save(out, lm, opt, state)
+    rundir.save(out, {"lm": lm, "opt": opt}, state)
     plot(out)
     print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
     return 0
@@ -341,8 +324,6 @@ def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True, gai
     ``gain="auto"`` stores the codec's measured make-up gain (:func:`measure_gain`) in its config."""
     import dataclasses
 
-    from safetensors.numpy import load_file
-
     from generator.system import System, load
 
     cfg = preset(preset_name)
@@ -355,7 +336,7 @@ def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True, gai
     system = System(cfg)
     _load_part(system.codec, codec_run, "codec")
     _load_part(system.style, style_run, "style")
-    checkpoint.assign(system.lm, load_file(str(pathlib.Path(lm_run) / "lm.safetensors")), lm_run)
+    rundir.load_module(pathlib.Path(lm_run) / "lm.safetensors", system.lm)
     checkpoint.save(out, system.config, {"codec": system.codec, "lm": system.lm, "style": system.style},
                     half=half)
     load(str(out))  # digests, names, shapes

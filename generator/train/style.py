@@ -48,8 +48,8 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from generator import checkpoint  # noqa: E402
 from generator.config import preset  # noqa: E402
+from generator.train import rundir  # noqa: E402
 from generator.style import STYLE_RATE, HOP, StyleModel, info_nce, log_mel, mel_filters, to_mono_16k  # noqa: E402
 
 MAX_LOG_TEMP = float(np.log(100.0))
@@ -256,23 +256,6 @@ def fit_rvq(style: StyleModel, pairs: Pairs, frames: int, seed: int = 0, crops: 
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
-def save(out: pathlib.Path, style: StyleModel, opt: nnx.Optimizer, state: dict):
-    from safetensors.numpy import save_file
-
-    for name, mod in (("style", style), ("opt", opt)):
-        tmp = out / f"{name}.safetensors.tmp"
-        save_file(checkpoint.flatten(mod), str(tmp))
-        tmp.replace(out / f"{name}.safetensors")
-    (out / "state.json.tmp").write_text(json.dumps(state, indent=1))
-    (out / "state.json.tmp").replace(out / "state.json")
-
-
-def load_module(path: pathlib.Path, module):
-    from safetensors.numpy import load_file
-
-    checkpoint.assign(module, load_file(str(path)), str(path))
-
-
 def load_trained(system, run_dir) -> None:
     """Assign the trained style model of ``run_dir`` (``style.safetensors``) to ``system.style``.
 
@@ -288,7 +271,7 @@ def load_trained(system, run_dir) -> None:
         have = dict(vars(system.config.style))
         if want is not None and want != have:
             raise ValueError(f"{run}: trained style config {want} differs from the system's {have}")
-    load_module(run / "style.safetensors", system.style)
+    rundir.load_module(run / "style.safetensors", system.style)
     system._style_graph, system._style_params = nnx.split(system.style)
     system.__dict__.pop("_style_fns", None)
     system.bank = StyleBank(system._embed_texts, system._tokenize)
@@ -300,16 +283,14 @@ def plot(out: pathlib.Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
-    tr = [r for r in rows if r["kind"] == "train"]
-    ev = [r for r in rows if r["kind"] == "eval"]
+    tr, ev = rundir.metrics(out)
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
     if tr:
         s = np.array([r["step"] for r in tr])
         v = np.array([r["loss"] for r in tr])
         k = min(25, len(v))
         ax[0].plot(s, v, alpha=0.25, color="C0")
-        ax[0].plot(s[k - 1:], np.convolve(v, np.ones(k) / k, "valid"), color="C0", label="InfoNCE (avg)")
+        ax[0].plot(*rundir.moving_average(s, v, k), color="C0", label="InfoNCE (avg)")
         ax[0].set_xlabel("step")
         ax[0].set_title("train loss")
         ax[0].legend()
@@ -387,8 +368,8 @@ def main(argv=None) -> int:
     state = {"step": 0, "elapsed": 0.0, "preset": a.preset, "style_config": dict(vars(cfg)), "args": vars(a)}
     if (out / "state.json").is_file():
         state = json.loads((out / "state.json").read_text())
-        load_module(out / "style.safetensors", style)
-        load_module(out / "opt.safetensors", opt)
+        rundir.load_module(out / "style.safetensors", style)
+        rundir.load_module(out / "opt.safetensors", opt)
         batches.rng = np.random.default_rng([a.seed, state["step"]])
         print(f"resumed {out} at step {state['step']}")
     state["data"] = dirs
@@ -436,7 +417,7 @@ def main(argv=None) -> int:
             tqdm.write(json.dumps(log_eval()))
             last = time.time()
         if now - t_ckpt > a.ckpt_every or done:
-            save(out, style, opt, state)
+            rundir.save(out, {"style": style, "opt": opt}, state)
             plot(out)
             t_ckpt = time.time()
             last = t_ckpt
@@ -449,7 +430,7 @@ def main(argv=None) -> int:
         metrics_f.write(json.dumps({"kind": "rvq", "step": state["step"], **stats}) + "\n")
         print("style RVQ:", json.dumps(stats))
     metrics_f.close()
-    save(out, style, opt, state)
+    rundir.save(out, {"style": style, "opt": opt}, state)
     plot(out)
     print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
     return 0

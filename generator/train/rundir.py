@@ -1,0 +1,49 @@
+"""The run-directory conventions the three trainers share: atomic checkpoints, resuming, metrics.
+
+Why one module: ``jamgen train codec|style|lm`` must behave alike (a run directory resumes when it holds
+``state.json``; a crash mid-save never leaves a torn checkpoint; ``metrics.jsonl`` rows are
+``{"kind": "train"|"eval", "step": ...}``), and the plots read those rows the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import numpy as np
+
+from generator import checkpoint
+
+
+def save(out: pathlib.Path, modules: dict, state: dict) -> None:
+    """Write ``<name>.safetensors`` for each module and ``state.json``, each by write-then-rename."""
+    from safetensors.numpy import save_file
+
+    out = pathlib.Path(out)
+    for name, module in modules.items():
+        tmp = out / f"{name}.safetensors.tmp"
+        save_file(checkpoint.flatten(module), str(tmp))
+        os.replace(tmp, out / f"{name}.safetensors")
+    (out / "state.json.tmp").write_text(json.dumps(state, indent=1))
+    os.replace(out / "state.json.tmp", out / "state.json")
+
+
+def load_module(path, module) -> None:
+    """Fill ``module`` from a safetensors file (float16 files are widened; names and shapes checked)."""
+    from safetensors.numpy import load_file
+
+    checkpoint.assign(module, checkpoint.to_float32(load_file(str(path))), str(path))
+
+
+def metrics(out) -> tuple[list[dict], list[dict]]:
+    """The train rows and the eval rows of ``out/metrics.jsonl``."""
+    rows = [json.loads(line) for line in open(pathlib.Path(out) / "metrics.jsonl")]
+    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "eval"]
+
+
+def moving_average(steps, values, k: int = 25):
+    """(steps, values) smoothed over ``k`` rows, for the train-loss panel of ``curve.png``."""
+    v = np.asarray(values, float)
+    k = max(1, min(k, len(v)))
+    return np.asarray(steps)[k - 1:], np.convolve(v, np.ones(k) / k, "valid")
