@@ -83,6 +83,9 @@ class SystemConfig:
     style: StyleConfig
     lm: LMConfig
     seed: int = 0  # seed of the deterministic random init used when no weights exist
+    # start-up control values a trained checkpoint documents (e.g. the guidance that measured best);
+    # a tuple of (name, value) pairs so the config stays hashable
+    control_defaults: tuple = ()
 
     def __post_init__(self):
         if self.lm.levels > self.codec.levels:
@@ -97,7 +100,9 @@ class SystemConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SystemConfig":
         try:
-            return cls(name=d["name"], seed=d.get("seed", 0), codec=CodecConfig(**d["codec"]),
+            return cls(name=d["name"], seed=d.get("seed", 0),
+                       control_defaults=tuple((str(k), float(v)) for k, v in d.get("control_defaults", ())),
+                       codec=CodecConfig(**d["codec"]),
                        style=StyleConfig(**d["style"]), lm=LMConfig(**d["lm"]))
         except (KeyError, TypeError) as err:
             raise ValueError(f"invalid model config: {err}") from err

@@ -75,6 +75,11 @@ class System:
         audio = jnp.clip(audio[0], -1.0, 1.0)
         return audio, {"lm": lm_state, "dec": dec, "style": style, "codes": codes[-1]}
 
+    @property
+    def control_defaults(self) -> dict:
+        """What the checkpoint documents as its start-up controls (see bridge/daemon.py)."""
+        return dict(self.config.control_defaults)
+
     def init_state(self, seed: int = 0):
         lm = self.config.lm
         return {

@@ -319,7 +319,7 @@ def measure_gain(codec, data_dir="runs/codec_data", items: int = 18, levels: int
 
 
 def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True, gain="auto",
-           gain_data="runs/codec_data") -> pathlib.Path:
+           gain_data="runs/codec_data", guidance: float | None = None) -> pathlib.Path:
     """Write the three trained parts as one jamgen checkpoint directory and check that it loads.
     ``gain="auto"`` stores the codec's measured make-up gain (:func:`measure_gain`) in its config."""
     import dataclasses
@@ -333,6 +333,8 @@ def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True, gai
     else:
         g = float(gain)
     cfg = dataclasses.replace(cfg, codec=dataclasses.replace(cfg.codec, output_gain=round(g, 4)))
+    if guidance is not None:  # the guidance that measured best (bench/quality_lm.py) becomes the default
+        cfg = dataclasses.replace(cfg, control_defaults=(("guidance", float(guidance)),))
     system = System(cfg)
     _load_part(system.codec, codec_run, "codec")
     _load_part(system.style, style_run, "style")
@@ -359,9 +361,11 @@ def main(argv=None) -> int:
         e.add_argument("--gain", default="auto",
                        help="codec make-up gain, or 'auto' to measure it on --gain-data's held-out clips")
         e.add_argument("--gain-data", default="runs/codec_data")
+        e.add_argument("--guidance", type=float, default=None,
+                       help="start-up guidance the checkpoint documents (the one bench/quality_lm.py measured best)")
         ea = e.parse_args(argv[1:])
         path = export(ea.codec, ea.style, ea.lm, ea.out, ea.preset, half=not ea.float32, gain=ea.gain,
-                      gain_data=ea.gain_data)
+                      gain_data=ea.gain_data, guidance=ea.guidance)
         size = sum(f.stat().st_size for f in path.iterdir())
         print(f"wrote {path} ({size / 2 ** 20:.1f} MiB)")
         return 0
