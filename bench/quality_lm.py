@@ -106,27 +106,33 @@ def section_ce(model_dir, tokens_path):
             "uniform": float(np.log(system.config.lm.codebook_size))}
 
 
-def section_adherence(gen, judge, seconds, guidances):
+def section_adherence(gen, judge, seconds, guidances, seeds=1):
+    """Per guidance: top-1/top-3 retrieval of each clip's own prompt among the 20, and pair accuracy,
+    averaged over ``seeds`` renders of every prompt (one seed is +-10 points of noise)."""
     texts = judge.text(PROMPTS)
+    n = len(PROMPTS)
     rows = []
     for g in guidances:
-        embs = []
-        for i, p in enumerate(PROMPTS):
-            embs.append(judge.audio(render(gen, p, seconds, guidance=g, seed=i)))
-        embs = np.stack(embs)
-        sims = embs @ texts.T  # [clip, prompt]
-        rank = (sims > sims[np.arange(len(PROMPTS)), np.arange(len(PROMPTS))][:, None]).sum(1)
-        pair_ok = []
-        for k in range(len(PAIRS)):
-            a, b = 2 * k, 2 * k + 1
-            pair_ok += [sims[a, a] > sims[a, b], sims[b, b] > sims[b, a]]
-        spread = float(np.mean([1 - embs[2 * k] @ embs[2 * k + 1] for k in range(len(PAIRS))]))
-        rows.append({"guidance": g, "top1": float(np.mean(rank == 0)), "top3": float(np.mean(rank < 3)),
-                     "pair_accuracy": float(np.mean(pair_ok)), "pair_audio_distance": spread})
+        top1, top3, pair_ok, spread = [], [], [], []
+        for seed in range(seeds):
+            embs = np.stack([judge.audio(render(gen, p, seconds, guidance=g, seed=i + 1000 * seed))
+                             for i, p in enumerate(PROMPTS)])
+            sims = embs @ texts.T  # [clip, prompt]
+            rank = (sims > sims[np.arange(n), np.arange(n)][:, None]).sum(1)
+            top1 += list(rank == 0)
+            top3 += list(rank < 3)
+            for k in range(len(PAIRS)):
+                a, b = 2 * k, 2 * k + 1
+                pair_ok += [sims[a, a] > sims[a, b], sims[b, b] > sims[b, a]]
+                spread.append(1 - embs[a] @ embs[b])
+        rows.append({"guidance": g, "top1": float(np.mean(top1)), "top3": float(np.mean(top3)),
+                     "pair_accuracy": float(np.mean(pair_ok)), "pair_audio_distance": float(np.mean(spread)),
+                     "clips": len(top1)})
         print(f"  guidance {g}: top-1 {rows[-1]['top1']:.2f} top-3 {rows[-1]['top3']:.2f} "
-              f"pairs {rows[-1]['pair_accuracy']:.2f} (pair audio 1-cos {spread:.3f})", flush=True)
-    return {"prompts": len(PROMPTS), "seconds": seconds, "chance_top1": 1 / len(PROMPTS),
-            "chance_top3": 3 / len(PROMPTS), "chance_pairs": 0.5, "rows": rows}
+              f"pairs {rows[-1]['pair_accuracy']:.2f} (pair audio 1-cos {rows[-1]['pair_audio_distance']:.3f}, "
+              f"{len(top1)} clips)", flush=True)
+    return {"prompts": n, "seeds": seeds, "seconds": seconds, "chance_top1": 1 / n,
+            "chance_top3": 3 / n, "chance_pairs": 0.5, "rows": rows}
 
 
 def section_named(gen, judge, seeds=3, seconds=10.0, guidance=None):
@@ -180,6 +186,7 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", default="runs/lm/tokens_heldout.npz")
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--guidance", default="0,1,2,3", help="guidance weights for adherence")
+    p.add_argument("--seeds", type=int, default=1, help="renders per prompt for adherence")
     p.add_argument("--temperature", default="0.7,1.0,1.3")
     p.add_argument("--long-minutes", type=float, default=5.0)
     p.add_argument("--json", help="write the results here")
@@ -198,7 +205,8 @@ def main(argv=None) -> int:
     judge = Judge(a.judge) if {"adherence", "diversity", "named"} & set(sections) else None
     if "adherence" in sections:
         print("adherence (20 prompts):", flush=True)
-        out["adherence"] = section_adherence(gen, judge, a.seconds, [float(g) for g in a.guidance.split(",")])
+        out["adherence"] = section_adherence(gen, judge, a.seconds, [float(g) for g in a.guidance.split(",")],
+                                             a.seeds)
     if "named" in sections:
         print("the issue's pair:", flush=True)
         out["named"] = section_named(gen, judge)
