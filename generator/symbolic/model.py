@@ -232,11 +232,13 @@ def init_sampler(model: "MusicTransformer", seed_key):
 
 
 def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, temperature, top_k,
-                 length: int):
+                 length: int, part_bias=None):
     """Sample ``length`` tokens with CFG; everything but ``length`` is traced.
 
     state: see :func:`init_sampler` (cache, last token, PRNG key, pitches struck at this step).
     style [384] float32; has_style bool (False = both rows unconditional).
+    part_bias [VOCAB] float32 or None: added to both rows' logits before CFG (the prompt's
+    arrangement, :mod:`generator.symbolic.arrangement`; -1e9 bans a PART token).
     Returns (tokens [length] int32, new state).
     """
     styles = jnp.stack([style, style])
@@ -249,6 +251,8 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
 
     def body(s, _):
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
+        if part_bias is not None:
+            logits = logits + part_bias
         logp = jax.nn.log_softmax(logits, axis=-1)
         mixed = sampling.cfg(logp[0], logp[1], guidance)
         valid = grammar_mask(logp[0], s["struck"])  # the floor is relative to the best valid token,

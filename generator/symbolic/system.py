@@ -5,6 +5,9 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
 1. The prompts are blended (normalised weighted mean of cached MiniLM vectors, the same
    :class:`generator.style.StyleBank` logic as the audio model) and mapped to GM programs and a
    drum kit (:mod:`generator.symbolic.instruments`); changed programs are sent at the block start.
+   The checkpoint's arrangement head (:mod:`generator.symbolic.arrangement`) decides from the same
+   vector which instrument families may play: the sampler cannot switch to the others, and notes
+   still sounding in a family the new prompt bans end at the block start.
 2. Tokens are sampled in fixed chunks (one jitted ``lax.scan``; guidance, temperature, top-k and
    the style vector are traced, so no control change recompiles) and decoded into note events
    until the decoder's clock is ``lookahead`` past the block's end. Events therefore always
@@ -95,11 +98,12 @@ class SymbolicSystem:
 
     def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
-                 max_tokens_per_s: float = 300.0, meta: dict | None = None):
+                 max_tokens_per_s: float = 300.0, meta: dict | None = None, arrangement=None):
         import fluidsynth
 
         self.config = config
         self.meta = meta or {}
+        self.arrangement = arrangement  # generator.symbolic.arrangement.Arrangement or None
         self.model = model if model is not None else nnx.jit(
             lambda: MusicTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -126,9 +130,9 @@ class SymbolicSystem:
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
-    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k):
+    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
-                            temperature, top_k, self.chunk)
+                            temperature, top_k, self.chunk, part_bias)
 
     def compile_count(self) -> int:
         return self._sample._cache_size()
@@ -137,13 +141,21 @@ class SymbolicSystem:
         """Sample ``n_chunks * chunk`` tokens into ``state`` (no decoding); for tests and eval."""
         vec = self.bank.blend(controls.prompts)
         style = np.zeros((self.config.style_dim,), np.float32) if vec is None else vec
+        bias = self._part_bias(vec)
         out = []
         for _ in range(n_chunks):
             toks, state.model = self._sample(self._params, state.model, jnp.asarray(style), jnp.bool_(vec is not None),
                                              jnp.float32(controls.guidance), jnp.float32(controls.temperature),
-                                             jnp.int32(controls.top_k))
+                                             jnp.int32(controls.top_k), bias)
             out.append(np.asarray(toks))
         return np.concatenate(out)
+
+    def _part_bias(self, vec) -> jnp.ndarray:
+        key = None if vec is None else vec.tobytes()
+        if getattr(self, "_bias_key", 0) != key:  # one head evaluation per prompt change
+            bias = np.zeros((tok.VOCAB,), np.float32) if self.arrangement is None else self.arrangement.part_bias(vec)
+            self._bias_key, self._bias = key, jnp.asarray(bias)
+        return self._bias
 
     # ---- style ---------------------------------------------------------------------------
     @functools.cached_property
@@ -199,6 +211,11 @@ class SymbolicSystem:
             if state.programs.get(ch) != prog:
                 state.programs[ch] = prog
                 self._push(state, start, 0xC0, ch, prog, 0)
+        if self.arrangement is not None:  # families the prompt no longer allows stop now
+            allowed = self.arrangement.allowed(self.bank.blend(controls.prompts))
+            for ch, pitch in list(state.active):
+                if ch != tok.DRUM_CHANNEL and not allowed[tok.channel_part(ch)]:
+                    self._push(state, start, 0x80, ch, pitch, 0)
         # 2. tokens -> events until the decoder clock is past the block end (+ lookahead)
         target = end + self.lookahead
         budget = max(self.chunk, int(self.max_tokens_per_s * n / SAMPLE_RATE))
@@ -323,14 +340,20 @@ def load(spec: str, soundfont: str | None = None) -> SymbolicSystem:
     if spec in PRESETS:
         directory = CHECKPOINTS / spec
         if ckpt.is_checkpoint(directory):
-            config, model, meta = ckpt.load(directory)
-            return SymbolicSystem(config, model, soundfont, meta=meta)
+            return _from_checkpoint(directory, soundfont)
         if spec not in _warned:
             _warned.add(spec)
             log.warning("no trained weights for model %r (looked in %s): using a seeded random init", spec, directory)
         return SymbolicSystem(PRESETS[spec], soundfont=soundfont)
     path = pathlib.Path(spec).expanduser()
     if path.is_dir():
-        config, model, meta = ckpt.load(path)
-        return SymbolicSystem(config, model, soundfont, meta=meta)
+        return _from_checkpoint(path, soundfont)
     raise ValueError(f"unknown symbolic model {spec!r}: use {', '.join(PRESETS)} or a checkpoint directory")
+
+
+def _from_checkpoint(directory, soundfont: str | None) -> SymbolicSystem:
+    from generator.symbolic.arrangement import FILE, Arrangement
+
+    config, model, meta = ckpt.load(directory)
+    arrangement = Arrangement.load(directory, meta.get("files", {}).get(FILE))
+    return SymbolicSystem(config, model, soundfont, meta=meta, arrangement=arrangement)

@@ -1,0 +1,104 @@
+"""The prompt's arrangement head: labels from tokens, the PART-token bias, its effect on real sampling,
+its checkpoint file, and what the shipped head decides for plain-English prompts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import generator
+from generator.interface import GenerationControls
+from generator.symbolic import tokens as tok
+from generator.symbolic.arrangement import FILE, NEG, Arrangement, parts_present
+from generator.symbolic.model import PRESETS
+from generator.symbolic.system import CHECKPOINTS, SymbolicSystem
+
+SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+PIANO, BASS, DRUMS = 0, 4, tok.DRUM_PART
+
+
+def only(parts, dim=384):
+    """A head that lets exactly ``parts`` play whatever the prompt says."""
+    bias = np.full(tok.N_PARTS, -8.0, np.float32)
+    bias[list(parts)] = 4.0
+    return Arrangement(np.zeros((dim, tok.N_PARTS), np.float32), bias)
+
+
+def test_parts_present_needs_a_note():
+    seq = np.array([tok.BOS, tok.PART0 + PIANO, tok.VEL0 + 8, tok.ON0 + 60, tok.SHIFT0 + 9,
+                    tok.PART0 + BASS, tok.OFF0 + 40,  # a note-off only: the bass does not play here
+                    tok.PART0 + DRUMS, tok.ON0 + 36])
+    got = parts_present(seq)
+    assert got[PIANO] and got[DRUMS] and not got[BASS] and got.sum() == 2
+
+
+def test_part_bias_bans_unlikely_families_and_keeps_the_best():
+    head = only([PIANO])
+    vec = np.ones(384, np.float32) / np.sqrt(384)
+    bias = head.part_bias(vec)
+    assert bias.shape == (tok.VOCAB,)
+    assert bias[tok.PART0 + PIANO] > -1.0 and bias[tok.PART0 + DRUMS] == NEG
+    assert (bias[:tok.PART0] == 0).all() and (bias[tok.VEL0:] == 0).all()  # only PART tokens move
+    assert not head.part_bias(None).any() and head.allowed(None).all()
+    # everything unlikely: the most likely family still plays
+    low = Arrangement(np.zeros((384, tok.N_PARTS)), np.linspace(-9, -5, tok.N_PARTS))
+    assert low.allowed(vec).sum() == 1 and low.allowed(vec)[tok.N_PARTS - 1]
+
+
+def test_sampler_plays_only_allowed_families():
+    """The trained model (a random one hardly ever changes part) with a head that allows two families."""
+    from generator.symbolic import checkpoint as ckpt
+
+    config, model, _ = ckpt.load(CHECKPOINTS / "symbolic")
+    controls = GenerationControls(prompts=(("big band swing with trumpets, saxophones and drums", 1.0),))
+
+    def parts_sampled(arrangement):
+        gen = SymbolicSystem(config, model, SOUNDFONT, arrangement=arrangement)
+        toks = gen.sample_tokens(gen.init_state(3), controls, n_chunks=100)
+        return {int(t) - tok.PART0 for t in toks if tok.PART0 <= t < tok.VEL0}
+
+    parts = parts_sampled(only([PIANO, BASS]))
+    assert parts and parts <= {PIANO, BASS}
+    assert parts_sampled(None) - {PIANO, BASS}  # without the head other families play (the check can fail)
+
+
+def test_banned_family_stops_sounding_at_the_next_block():
+    gen = SymbolicSystem(PRESETS["symbolic-tiny"], soundfont=SOUNDFONT, arrangement=only([PIANO, BASS]))
+    state = gen.init_state(0)
+    controls = GenerationControls(prompts=(("anything", 1.0),))
+    gen.generate(state, controls, 1)
+    state.active[(tok.part_channel(5), 64)] = (999, state.position)  # a string note left sounding
+    gen.generate(state, controls, 1)
+    assert (tok.part_channel(5), 64) not in state.active
+    assert (0, bytes([0x80 | tok.part_channel(5), 64, 0])) in gen.drain_midi()
+
+
+def test_head_file_round_trip_and_corruption(tmp_path):
+    head = only([DRUMS])
+    digest = head.save(tmp_path)
+    back = Arrangement.load(tmp_path, digest)
+    assert np.array_equal(back.bias, head.bias) and back.floor == head.floor
+    assert Arrangement.load(tmp_path / "nowhere") is None
+    blob = bytearray((tmp_path / FILE).read_bytes())
+    blob[-3] ^= 0xFF
+    (tmp_path / FILE).write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="corrupt"):
+        Arrangement.load(tmp_path, digest)
+
+
+def test_shipped_head_follows_plain_english():
+    """The shipped symbolic checkpoint carries a fitted head, and it reads the issue's prompts."""
+    directory = CHECKPOINTS / "symbolic"
+    meta = json.loads((directory / "config.json").read_text())
+    assert FILE in meta["files"] and meta["arrangement"]["heldout"]["accuracy"] > \
+        meta["arrangement"]["heldout"]["majority_accuracy"]
+    gen = generator.load("symbolic")
+    assert gen.arrangement is not None
+    jazz = gen.arrangement.allowed(gen.embed_style("fast swing jazz with brushed drums and walking bass"))
+    lullaby = gen.arrangement.allowed(gen.embed_style("gentle solo piano lullaby"))
+    quiet = gen.arrangement.allowed(gen.embed_style("quiet flute melody without drums"))
+    assert jazz[DRUMS] and jazz[BASS]
+    assert lullaby[PIANO] and not lullaby[DRUMS]
+    assert not quiet[DRUMS] and quiet[9]  # pipe family (flute)
