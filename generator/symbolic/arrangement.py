@@ -127,6 +127,36 @@ def pairs(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]).astype(np.float32)
 
 
+SOLO_FORMS = ("solo {}", "a solo performance: {}")
+
+
+def solo_texts(data) -> tuple[list[str], np.ndarray]:
+    """Extra (text, labels) rows that teach the word "solo": the training captions list what plays but
+    never say "solo", so "solo piano" read like "piano" and let a band join in. Every work that
+    plays exactly one family gets its caption and first paraphrase rephrased as a solo."""
+    texts, labels = [], []
+    for i in range(len(data)):
+        lab = parts_present(data.work(i))
+        if lab.sum() != 1:
+            continue
+        for form, c in zip(SOLO_FORMS, data.caption_ids[i, :2]):
+            texts.append(form.format(data.texts[c]))
+            labels.append(lab)
+    return texts, np.asarray(labels, np.float32).reshape(-1, tok.N_PARTS)
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    from tqdm import tqdm
+
+    from generator.text_encoder import TextEncoder
+
+    enc = TextEncoder()
+    out = np.zeros((len(texts), enc.dim), np.float32)
+    for i in tqdm(range(0, len(texts), 64), desc="embed solo texts", unit="batch", leave=False):
+        out[i:i + 64] = enc(texts[i:i + 64])
+    return out
+
+
 def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-6, steps: int = 1500, lr: float = 0.05,
         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Full-batch logistic regression (Adam, L2 on the weights) -> (weight [D, 16], bias [16])."""
@@ -181,8 +211,8 @@ def main(argv=None) -> int:
     p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
     p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
     p.add_argument("--l2", type=float, default=1e-6)
-    p.add_argument("--floor", type=float, default=0.2)
-    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--floor", type=float, default=0.35)
+    p.add_argument("--strength", type=float, default=2.0)
     p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -191,11 +221,14 @@ def main(argv=None) -> int:
     train = TokenSet(args.data)
     held = TokenSet(args.heldout)
     xt, yt = pairs(train, text_vectors(train, pathlib.Path(args.data).with_suffix(".vectors.npy")))
+    solo, ys = solo_texts(train)
+    if solo:
+        xt, yt = np.concatenate([xt, embed(solo)]), np.concatenate([yt, ys])
     xh, yh = pairs(held, text_vectors(held, pathlib.Path(args.heldout).with_suffix(".vectors.npy")))
     w, b = fit(xt, yt, l2=args.l2)
     head = Arrangement(w, b, args.floor, args.strength)
     result = {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh),
-              "works": {"train": len(train), "heldout": len(held)}, "l2": args.l2}
+              "works": {"train": len(train), "heldout": len(held)}, "solo_rows": len(solo), "l2": args.l2}
     print(json.dumps(result, indent=2))
     if not args.dry_run:
         meta = ckpt.read_meta(args.out)
