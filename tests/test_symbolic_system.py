@@ -191,3 +191,21 @@ def test_checkpoint_round_trip_and_corruption(gen, tmp_path):
     (d / "model.safetensors").write_bytes(bytes(blob))
     with pytest.raises(generator.ModelLoadError, match="corrupt"):
         generator.load(str(d))
+
+
+def test_parts_are_placed_in_the_stereo_field(gen):
+    """Each channel gets its pan (CC10) with its first program, in the synth and on MIDI out."""
+    from generator.symbolic.system import PART_PAN
+
+    gen.init_state(0)
+    gen.drain_midi()
+    state = gen.init_state(0)
+    gen.generate(state, GenerationControls(prompts=JAZZ), 1)
+    midi = gen.drain_midi()
+    pans = {d[0] & 0x0F: d[2] for _, d in midi if d[0] & 0xF0 == 0xB0 and d[1] == 10}
+    progs = {d[0] & 0x0F for _, d in midi if d[0] & 0xF0 == 0xC0}
+    assert progs and set(pans) == progs
+    assert all(pans[ch] == PART_PAN[tok.channel_part(ch)] for ch in pans)
+    assert len(set(pans.values())) > 3  # not all in the middle
+    gen.generate(state, GenerationControls(prompts=JAZZ), 1)
+    assert not [d for _, d in gen.drain_midi() if d[0] & 0xF0 == 0xB0]  # sent once per reset

@@ -58,6 +58,10 @@ CHECKPOINTS = pathlib.Path(__file__).resolve().parent.parent / "checkpoints"
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 STEP_SAMPLES = int(round(tok.STEP_SECONDS * SAMPLE_RATE))  # 480
 _warned: set[str] = set()
+# Where each family sits in the stereo field (MIDI CC10, 64 = centre), like a band on a stage: bass,
+# drums and pads in the middle, the others spread left and right, so that several parts give a
+# truly stereo mix (with GM's default centre pan every render was near mono: side 24 dB below mid).
+PART_PAN = (54, 74, 50, 76, 64, 52, 72, 78, 48, 70, 58, 64, 82, 46, 80, 64)
 
 
 def default_soundfont() -> str:
@@ -209,6 +213,8 @@ class SymbolicSystem:
         # 1. programs chosen by the style (sent at the block start when they change)
         for ch, prog in self.programs_for(controls.prompts).items():
             if state.programs.get(ch) != prog:
+                if ch not in state.programs:  # first program on this channel: place it too
+                    self._push(state, start, 0xB0, ch, 10, PART_PAN[tok.channel_part(ch)])
                 state.programs[ch] = prog
                 self._push(state, start, 0xC0, ch, prog, 0)
         if self.arrangement is not None:  # families the prompt no longer allows stop now
@@ -251,8 +257,8 @@ class SymbolicSystem:
         ``(sample offset within that block, message bytes)`` in time order. The note-offs that
         ``init_state`` issues for notes still sounding come at offset 0, from the first drain
         after it (before or after the next ``generate``).
-        Messages: note-on/off (0x90/0x80) and program change (0xC0) on channels 0-15, channel 9 =
-        drums. Call after every ``generate``; undrained messages are dropped by the next one."""
+        Messages: note-on/off (0x90/0x80), program change (0xC0) and pan (0xB0, CC10, once per
+        channel after each reset) on channels 0-15, channel 9 = drums. Call after every ``generate``; undrained messages are dropped by the next one."""
         out = self._outbox + self._carry
         self._outbox, self._carry = [], []
         return out
@@ -293,6 +299,9 @@ class SymbolicSystem:
                 return  # drum hits end by their own timer
             del state.active[key]
             self._emit(offset, 0x80, ch, a, 0)
+        elif status == 0xB0:
+            self.synth.cc(ch, a, b)
+            self._outbox.append((offset, bytes([0xB0 | ch, a, b])))
         elif status == 0xC0:
             if ch == tok.DRUM_CHANNEL:
                 self.synth.program_select(ch, self.sfid, 128, a)
