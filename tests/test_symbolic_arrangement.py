@@ -102,3 +102,25 @@ def test_shipped_head_follows_plain_english():
     assert jazz[DRUMS] and jazz[BASS]
     assert lullaby[PIANO] and not lullaby[DRUMS]
     assert not quiet[DRUMS] and quiet[9]  # pipe family (flute)
+
+
+def test_shipped_model_lullaby_has_no_drums_and_jazz_has_them():
+    """End to end through the default model: what the head bans never sounds (any seed, any rounding)."""
+    gen = generator.load("symbolic")
+
+    def channels(prompt, seed):
+        state = gen.init_state(seed)
+        gen.drain_midi()
+        controls = GenerationControls(prompts=((prompt, 1.0),), guidance=1.25, seed=seed)
+        on = set()
+        for _ in range(12):
+            _, state = gen.generate(state, controls, 5)
+            on |= {d[0] & 0x0F for _, d in gen.drain_midi() if d[0] & 0xF0 == 0x90 and d[2] > 0}
+        return on
+
+    lullaby = "gentle solo piano lullaby"
+    allowed = {tok.part_channel(p) for p in np.nonzero(gen.arrangement.allowed(gen.embed_style(lullaby)))[0]}
+    for seed in (0, 1):
+        played = channels(lullaby, seed)
+        assert played and played <= allowed and tok.DRUM_CHANNEL not in played
+    assert tok.DRUM_CHANNEL in channels("fast swing jazz with brushed drums and walking bass", 0)
