@@ -140,34 +140,23 @@ def kmeans_init(codec: Codec, vectors: np.ndarray, vectors_per_step: int, iters:
 
 # ---- checkpoints ------------------------------------------------------------------------------
 def plot(out: pathlib.Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tr, ev = rundir.metrics(out)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
-    if tr:
-        s = np.array([r["step"] for r in tr])
-        for key in ("loss", "complex", "mrstft", "sc"):
-            ax[0].plot(*rundir.moving_average(s, [r.get(key, np.nan) for r in tr]), label=key)
-        ax[0].set_xlabel("step")
-        ax[0].set_title("train (moving avg)")
-        ax[0].legend()
-    if ev:
-        s = [r["step"] for r in ev]
-        ax[1].plot(s, [r["mrstft"] for r in ev], "o-", label="held-out MR-STFT")
-        if "mrstft_2" in ev[-1]:
-            ax[1].plot(s, [r.get("mrstft_2", np.nan) for r in ev], "s-", label="2 levels")
-        ax2 = ax[1].twinx()
-        ax2.plot(s, [r["swap_ratio"] for r in ev], "r--", label="swap ratio")
-        ax2.set_ylabel("swap ratio", color="r")
-        ax[1].set_xlabel("step")
-        ax[1].set_title("held-out eval")
-        ax[1].legend(loc="upper center")
-    fig.tight_layout()
-    fig.savefig(out / "curve.png")
-    plt.close(fig)
+    with rundir.curve(out) as (tr, ev, ax):
+        if tr:
+            s = np.array([r["step"] for r in tr])
+            for key in ("loss", "complex", "mrstft", "sc"):
+                ax[0].plot(*rundir.moving_average(s, [r.get(key, np.nan) for r in tr]), label=key)
+            ax[0].set_title("train (moving avg)")
+            ax[0].legend()
+        if ev:
+            s = [r["step"] for r in ev]
+            ax[1].plot(s, [r["mrstft"] for r in ev], "o-", label="held-out MR-STFT")
+            if "mrstft_2" in ev[-1]:
+                ax[1].plot(s, [r.get("mrstft_2", np.nan) for r in ev], "s-", label="2 levels")
+            ax2 = ax[1].twinx()
+            ax2.plot(s, [r["swap_ratio"] for r in ev], "r--", label="swap ratio")
+            ax2.set_ylabel("swap ratio", color="r")
+            ax[1].set_title("held-out eval")
+            ax[1].legend(loc="upper center")
 
 
 # ---- export into a full system checkpoint -------------------------------------------------------

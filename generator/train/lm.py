@@ -201,30 +201,20 @@ def _unconditional(codes, lm_cfg) -> dict:
 
 
 def plot(out: pathlib.Path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tr, ev = rundir.metrics(out)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
-    if tr:
-        s = np.array([r["step"] for r in tr])
-        ax[0].plot(*rundir.moving_average(s, [r["loss"] for r in tr]), label="train NLL (moving avg)")
-        ax[0].set_xlabel("step")
-        ax[0].legend()
-    if ev:
-        s = [r["step"] for r in ev]
-        ax[1].plot(s, [r["nll"] for r in ev], "o-", label="held-out NLL, clip style")
-        ax[1].plot(s, [r["nll_uncond"] for r in ev], "s--", label="held-out NLL, style masked")
-        per = np.array([r["nll_per_level"] for r in ev])
-        ax[1].plot(s, per[:, 0], ":", label="level 1")
-        ax[1].plot(s, per[:, -1], ":", label=f"level {per.shape[1]}")
-        ax[1].set_xlabel("step")
-        ax[1].set_ylabel("nats / token")
-        ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "curve.png")
-    plt.close(fig)
+    with rundir.curve(out) as (tr, ev, ax):
+        if tr:
+            s = np.array([r["step"] for r in tr])
+            ax[0].plot(*rundir.moving_average(s, [r["loss"] for r in tr]), label="train NLL (moving avg)")
+            ax[0].legend()
+        if ev:
+            s = [r["step"] for r in ev]
+            ax[1].plot(s, [r["nll"] for r in ev], "o-", label="held-out NLL, clip style")
+            ax[1].plot(s, [r["nll_uncond"] for r in ev], "s--", label="held-out NLL, style masked")
+            per = np.array([r["nll_per_level"] for r in ev])
+            ax[1].plot(s, per[:, 0], ":", label="level 1")
+            ax[1].plot(s, per[:, -1], ":", label=f"level {per.shape[1]}")
+            ax[1].set_ylabel("nats / token")
+            ax[1].legend(fontsize=7)
 
 
 def train(a) -> int:

@@ -7,6 +7,7 @@ Why one module: ``jamgen train codec|style|lm`` must behave alike (a run directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -47,3 +48,24 @@ def moving_average(steps, values, k: int = 25):
     v = np.asarray(values, float)
     k = max(1, min(k, len(v)))
     return np.asarray(steps)[k - 1:], np.convolve(v, np.ones(k) / k, "valid")
+
+
+@contextlib.contextmanager
+def curve(out):
+    """The trainers' two-panel figure (train | held-out, both over steps) with the run's metrics:
+    ``with curve(out) as (train_rows, eval_rows, axes): ...`` draws, then ``out/curve.png`` is saved."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tr, ev = metrics(out)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
+    try:
+        yield tr, ev, ax
+        for a in ax:
+            a.set_xlabel("step")
+        fig.tight_layout()
+        fig.savefig(pathlib.Path(out) / "curve.png")
+    finally:
+        plt.close(fig)

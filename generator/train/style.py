@@ -278,35 +278,24 @@ def load_trained(system, run_dir) -> None:
 
 
 def plot(out: pathlib.Path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tr, ev = rundir.metrics(out)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2), dpi=80)
-    if tr:
-        s = np.array([r["step"] for r in tr])
-        v = np.array([r["loss"] for r in tr])
-        k = min(25, len(v))
-        ax[0].plot(s, v, alpha=0.25, color="C0")
-        ax[0].plot(*rundir.moving_average(s, v, k), color="C0", label="InfoNCE (avg)")
-        ax[0].set_xlabel("step")
-        ax[0].set_title("train loss")
-        ax[0].legend()
-    if ev:
-        s = [r["step"] for r in ev]
-        for key, style_ in (("cap_top1", "o-"), ("cap_top5", "o--"), ("para_top1", "s-"), ("para_top5", "s--")):
-            if key in ev[-1]:
-                ax[1].plot(s, [100 * r.get(key, np.nan) for r in ev], style_, label=key)
-        ax[1].axhline(100 / max(1, ev[-1].get("clips", 100)), color="gray", lw=0.8, label="chance top-1")
-        ax[1].set_ylabel("%")
-        ax[1].set_xlabel("step")
-        ax[1].set_title("held-out text->audio retrieval")
-        ax[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "curve.png")
-    plt.close(fig)
+    with rundir.curve(out) as (tr, ev, ax):
+        if tr:
+            s = np.array([r["step"] for r in tr])
+            v = np.array([r["loss"] for r in tr])
+            k = min(25, len(v))
+            ax[0].plot(s, v, alpha=0.25, color="C0")
+            ax[0].plot(*rundir.moving_average(s, v, k), color="C0", label="InfoNCE (avg)")
+            ax[0].set_title("train loss")
+            ax[0].legend()
+        if ev:
+            s = [r["step"] for r in ev]
+            for key, style_ in (("cap_top1", "o-"), ("cap_top5", "o--"), ("para_top1", "s-"), ("para_top5", "s--")):
+                if key in ev[-1]:
+                    ax[1].plot(s, [100 * r.get(key, np.nan) for r in ev], style_, label=key)
+            ax[1].axhline(100 / max(1, ev[-1].get("clips", 100)), color="gray", lw=0.8, label="chance top-1")
+            ax[1].set_ylabel("%")
+            ax[1].set_title("held-out text->audio retrieval")
+            ax[1].legend(fontsize=7)
 
 
 # ---- main -------------------------------------------------------------------------------------
