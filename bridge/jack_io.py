@@ -34,6 +34,7 @@ from generator.interface import CHANNELS, SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 MAX_PERIOD = 8192  # the largest JACK period we preallocate for
+REFUSED_RETRY_SECONDS = 1.0  # how often a server at the wrong rate or period is asked again
 FADE_SECONDS = 0.02  # gain ramps (volume, mute, pause) never take less than this
 BYTES_PER_FRAME = 4 * CHANNELS  # interleaved float32 stereo
 
@@ -99,6 +100,7 @@ class JackOutput:
         self._primed = False
         self._server_gone = threading.Event()
         self._last_error = ""
+        self._retry_at = 0.0  # after a refused server (wrong rate or period): next try not before this
         self._interleaved = np.zeros(MAX_PERIOD * CHANNELS, dtype=np.float32)
         self._ramp = np.zeros(MAX_PERIOD, dtype=np.float32)
         self._gains = np.zeros(MAX_PERIOD, dtype=np.float32)
@@ -321,10 +323,14 @@ class JackOutput:
             log.warning("JACK: server went away (or changed to an unsupported setting); "
                         "generation continues, reconnecting")
             self._drop_client()
-        if self.client is None:
+        if self.client is None and time.monotonic() >= self._retry_at:
             try:
                 self.open()
             except (jack.JackError, RuntimeError) as err:
+                if isinstance(err, RuntimeError):
+                    # A running server we refuse stays unusable until it is restarted: ask it once a
+                    # second, not ten times, so its graph is not flooded with clients that come and go.
+                    self._retry_at = time.monotonic() + REFUSED_RETRY_SECONDS
                 message = str(err).splitlines()[0] if str(err) else type(err).__name__
                 if message != self._last_error:
                     log.warning("JACK: not connected: %s (retrying)", message)
