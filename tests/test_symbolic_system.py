@@ -194,8 +194,9 @@ def test_checkpoint_round_trip_and_corruption(gen, tmp_path):
 
 
 def test_parts_are_placed_in_the_stereo_field(gen):
-    """Each channel gets its pan (CC10) with its first program, in the synth and on MIDI out."""
-    from generator.symbolic.system import PART_PAN
+    """Each channel gets its pan (CC10) and reverb/chorus sends (CC91/93) with its first program,
+    in the synth and on MIDI out."""
+    from generator.symbolic.system import PART_PAN, PART_SENDS
 
     gen.init_state(0)
     gen.drain_midi()
@@ -207,5 +208,8 @@ def test_parts_are_placed_in_the_stereo_field(gen):
     assert progs and set(pans) == progs
     assert all(pans[ch] == PART_PAN[tok.channel_part(ch)] for ch in pans)
     assert len(set(pans.values())) > 3  # not all in the middle
+    for cc, k in ((91, 0), (93, 1)):
+        sends = {d[0] & 0x0F: d[2] for _, d in midi if d[0] & 0xF0 == 0xB0 and d[1] == cc}
+        assert set(sends) == progs and all(sends[ch] == PART_SENDS[tok.channel_part(ch)][k] for ch in sends)
     gen.generate(state, GenerationControls(prompts=JAZZ), 1)
     assert not [d for _, d in gen.drain_midi() if d[0] & 0xF0 == 0xB0]  # sent once per reset

@@ -7,7 +7,9 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    drum kit (:mod:`generator.symbolic.instruments`); changed programs are sent at the block start.
    The checkpoint's arrangement head (:mod:`generator.symbolic.arrangement`) decides from the same
    vector which instrument families may play: the sampler cannot switch to the others, and notes
-   still sounding in a family the new prompt bans end at the block start.
+   still sounding in a family the new prompt bans end at the block start. Its tempo head
+   (:mod:`generator.symbolic.tempo`) reads the tempo the prompt asks for and sets the playback
+   speed: the model's stream is time-scaled, continuously across prompt changes.
 2. Tokens are sampled in fixed chunks (one jitted ``lax.scan``; guidance, temperature, top-k and
    the style vector are traced, so no control change recompiles) and decoded into note events
    until the decoder's clock is ``lookahead`` past the block's end. Events therefore always
@@ -51,6 +53,7 @@ from generator.style import StyleBank
 from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
 from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, init_sampler, sample_chunk
+from generator.symbolic.tempo import TimeMap
 from generator.symbolic.tokens import write_midi  # noqa: F401  (re-exported for the CLI)
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,10 @@ _warned: set[str] = set()
 # drums and pads in the middle, the others spread left and right, so that several parts give a
 # truly stereo mix (with GM's default centre pan every render was near mono: side 24 dB below mid).
 PART_PAN = (54, 74, 50, 76, 64, 52, 72, 78, 48, 70, 58, 64, 82, 46, 80, 64)
+# Reverb and chorus sends (CC91, CC93), like a mixing desk: the bass stays dry and centred, the rest
+# sits in a room. Pan alone left bass-and-drums prompts nearly mono (jazz: side 21 dB below mid);
+# with these sends it is 13 dB below, like a trio recording (measured with bench/render_check.py).
+PART_SENDS = tuple((30, 0) if p == 4 else (60, 30) if p == tok.DRUM_PART else (64, 30) for p in range(tok.N_PARTS))
 
 
 def default_soundfont() -> str:
@@ -88,6 +95,7 @@ class SymbolicState:
     tokens: int = 0  # tokens sampled since init_state
     forced: int = 0  # times the guard moved the clock
     leads: collections.deque = dataclasses.field(default_factory=lambda: collections.deque(maxlen=100_000))
+    timemap: TimeMap = dataclasses.field(default_factory=lambda: TimeMap(STEP_SAMPLES))  # decoder step -> sample
 
 
 class SymbolicSystem:
@@ -102,12 +110,13 @@ class SymbolicSystem:
 
     def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
-                 max_tokens_per_s: float = 300.0, meta: dict | None = None, arrangement=None):
+                 max_tokens_per_s: float = 300.0, meta: dict | None = None, arrangement=None, tempo=None):
         import fluidsynth
 
         self.config = config
         self.meta = meta or {}
         self.arrangement = arrangement  # generator.symbolic.arrangement.Arrangement or None
+        self.tempo = tempo  # generator.symbolic.tempo.TempoHead or None (then the model's own tempo)
         self.model = model if model is not None else nnx.jit(
             lambda: MusicTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -161,6 +170,16 @@ class SymbolicSystem:
             self._bias_key, self._bias = key, jnp.asarray(bias)
         return self._bias
 
+    def speed_for(self, prompts) -> float:
+        """Playback speed for a prompt list: the tempo head's scale (1 without a head or a prompt)."""
+        if self.tempo is None:
+            return 1.0
+        vec = self.bank.blend(prompts)
+        key = None if vec is None else vec.tobytes()
+        if getattr(self, "_speed_key", 0) != key:  # one head evaluation per prompt change
+            self._speed_key, self._speed = key, self.tempo.scale(vec)
+        return self._speed
+
     # ---- style ---------------------------------------------------------------------------
     @functools.cached_property
     def text_encoder(self):
@@ -213,8 +232,11 @@ class SymbolicSystem:
         # 1. programs chosen by the style (sent at the block start when they change)
         for ch, prog in self.programs_for(controls.prompts).items():
             if state.programs.get(ch) != prog:
-                if ch not in state.programs:  # first program on this channel: place it too
-                    self._push(state, start, 0xB0, ch, 10, PART_PAN[tok.channel_part(ch)])
+                if ch not in state.programs:  # first program on this channel: place it in the mix too
+                    part = tok.channel_part(ch)
+                    self._push(state, start, 0xB0, ch, 10, PART_PAN[part])
+                    self._push(state, start, 0xB0, ch, 91, PART_SENDS[part][0])
+                    self._push(state, start, 0xB0, ch, 93, PART_SENDS[part][1])
                 state.programs[ch] = prog
                 self._push(state, start, 0xC0, ch, prog, 0)
         if self.arrangement is not None:  # families the prompt no longer allows stop now
@@ -222,13 +244,17 @@ class SymbolicSystem:
             for ch, pitch in list(state.active):
                 if ch != tok.DRUM_CHANNEL and not allowed[tok.channel_part(ch)]:
                     self._push(state, start, 0x80, ch, pitch, 0)
-        # 2. tokens -> events until the decoder clock is past the block end (+ lookahead)
+        # 2. tokens -> events until the decoder clock is past the block end (+ lookahead), at the
+        # prompt's tempo (a faster speed consumes more model time, so more tokens, per block)
+        speed = self.speed_for(controls.prompts)
+        timemap = state.timemap
+        timemap.set_speed(speed, state.decoder.step)
         target = end + self.lookahead
-        budget = max(self.chunk, int(self.max_tokens_per_s * n / SAMPLE_RATE))
+        budget = max(self.chunk, int(self.max_tokens_per_s * speed * n / SAMPLE_RATE))
         used = 0
-        while state.decoder.step * STEP_SAMPLES < target:
+        while timemap.sample_f(state.decoder.step) < target:
             if used >= budget:
-                state.decoder.step = -(-target // STEP_SAMPLES)
+                state.decoder.step = timemap.first_step_at(target)
                 state.forced += 1
                 break
             for t in self.sample_tokens(state, controls):
@@ -248,7 +274,7 @@ class SymbolicSystem:
             self._apply(state, t - start, status, ch, a, b, serial)
         self._render(audio, pos - start, end - pos)
         state.position = end
-        self.last_block = {"tokens": used, "pending": len(state.pending), "active": len(state.active)}
+        self.last_block = {"tokens": used, "pending": len(state.pending), "active": len(state.active), "speed": speed}
         np.clip(audio, -1.0, 1.0, out=audio)
         return audio, state
 
@@ -257,8 +283,8 @@ class SymbolicSystem:
         ``(sample offset within that block, message bytes)`` in time order. The note-offs that
         ``init_state`` issues for notes still sounding come at offset 0, from the first drain
         after it (before or after the next ``generate``).
-        Messages: note-on/off (0x90/0x80), program change (0xC0) and pan (0xB0, CC10, once per
-        channel after each reset) on channels 0-15, channel 9 = drums. Call after every ``generate``; undrained messages are dropped by the next one."""
+        Messages: note-on/off (0x90/0x80), program change (0xC0), and pan, reverb and chorus sends
+        (0xB0: CC10, CC91, CC93; once per channel after each reset) on channels 0-15, channel 9 = drums. Call after every ``generate``; undrained messages are dropped by the next one."""
         out = self._outbox + self._carry
         self._outbox, self._carry = [], []
         return out
@@ -269,7 +295,7 @@ class SymbolicSystem:
         heapq.heappush(state.pending, (int(sample), state.serial, status, ch, a, b, serial))
 
     def _schedule(self, state: SymbolicState, ev: tok.Event, block_start: int):
-        t = ev.step * STEP_SAMPLES
+        t = state.timemap.sample(ev.step)
         state.leads.append(t - block_start)
         ch = tok.part_channel(ev.part)
         if ev.on:
@@ -361,8 +387,11 @@ def load(spec: str, soundfont: str | None = None) -> SymbolicSystem:
 
 
 def _from_checkpoint(directory, soundfont: str | None) -> SymbolicSystem:
-    from generator.symbolic.arrangement import FILE, Arrangement
+    from generator.symbolic import arrangement as arr
+    from generator.symbolic import tempo
 
     config, model, meta = ckpt.load(directory)
-    arrangement = Arrangement.load(directory, meta.get("files", {}).get(FILE))
-    return SymbolicSystem(config, model, soundfont, meta=meta, arrangement=arrangement)
+    files = meta.get("files", {})
+    return SymbolicSystem(config, model, soundfont, meta=meta,
+                          arrangement=arr.Arrangement.load(directory, files.get(arr.FILE)),
+                          tempo=tempo.TempoHead.load(directory, files.get(tempo.FILE)))
