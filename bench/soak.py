@@ -1,7 +1,8 @@
 """Soak benchmark: hours of generation under scripted OSC and MIDI changes.
 
 Starts a private ``jackd -d dummy``, the daemon on the default model with a mapping file, then
-sends an OSC temperature change and a MIDI CC (mapped to guidance) every few hundred ms.
+sends an OSC temperature change and a MIDI CC (mapped to guidance) every few hundred ms, and a new
+prompt (from a cycle of contrasting ones: new instruments, tempo and programs) every ``--prompt-every`` s.
 Reports underruns, xruns, RSS growth (after the first minute, to skip compile/warm-up),
 p99 block compute time, and control-to-block latency (OSC send -> first block generated with
 the new value, from the block log). Goals: 0 underruns, RSS growth < 5 %, p99 latency < 250 ms.
@@ -30,6 +31,10 @@ import jack
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, private_jackd, stop_counts  # noqa: E402
 
+PROMPTS = ("fast swing jazz with brushed drums and walking bass", "gentle solo piano lullaby",
+           "hard rock with distorted electric guitar and loud drums", "slow string quartet",
+           "upbeat funk groove with bass and drums", "quiet flute melody without drums", "a sad ballad",
+           "energetic latin percussion with brass")
 MAPPING = """version: 1
 midi: {inputs: ["soak:*"]}
 mappings:
@@ -49,6 +54,7 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--model", default="symbolic")
     p.add_argument("--interval", type=float, default=0.3, help="seconds between scripted changes")
+    p.add_argument("--prompt-every", type=float, default=20.0, help="seconds between prompt changes (0: never)")
     a = p.parse_args()
     name = f"soak{os.getpid()}"
     jackd, env = private_jackd(name)
@@ -84,6 +90,7 @@ def main() -> int:
         t_start = time.monotonic()
         total = a.minutes * 60
         i = 0
+        prompts_sent, next_prompt = 0, a.prompt_every
         with tqdm(total=int(total), unit="s", desc="soak") as bar:
             while (elapsed := time.monotonic() - t_start) < total:
                 value = round(0.5 + (i % 997) / 997, 4)  # unique for a long stretch
@@ -91,6 +98,10 @@ def main() -> int:
                 osc.send_message("/jamgen/temperature", value)
                 midi_q.put(bytes([0xB0, 21, i % 128]))
                 i += 1
+                if a.prompt_every > 0 and elapsed >= next_prompt:
+                    osc.send_message("/jamgen/prompt/0", [PROMPTS[prompts_sent % len(PROMPTS)], 1.0])
+                    prompts_sent += 1
+                    next_prompt += a.prompt_every
                 if i % max(1, int(10 / a.interval)) == 0:
                     rss.append((elapsed, rss_kib(daemon.pid)))
                 time.sleep(a.interval)
@@ -119,8 +130,11 @@ def main() -> int:
     after_warmup = [r for t, r in rss if t >= 60] or [r for _, r in rss]
     growth = (after_warmup[-1] - after_warmup[0]) / after_warmup[0] * 100 if len(after_warmup) > 1 else 0.0
     guidance_seen = len({b["controls"]["guidance"] for b in blocks})
-    print(f"soak: {a.minutes:.1f} min, model {a.model}, {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes")
-    print(f"underruns {underruns}, xruns {xruns}; distinct guidance values from MIDI: {guidance_seen}")
+    prompts_seen = len({json.dumps(b["controls"].get("prompts")) for b in blocks})
+    print(f"soak: {a.minutes:.1f} min, model {a.model}, {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes, "
+          f"{prompts_sent} prompt changes")
+    print(f"underruns {underruns}, xruns {xruns}; distinct guidance values from MIDI: {guidance_seen}; "
+          f"distinct prompt sets played: {prompts_seen}")
     print(f"block compute / audio: p50 {np.percentile(rtf, 50):.3f}  p99 {np.percentile(rtf, 99):.3f}")
     print(f"RSS {after_warmup[0] / 1024:.0f} -> {after_warmup[-1] / 1024:.0f} MiB ({growth:+.2f} % after warm-up)")
     if latencies.size:
