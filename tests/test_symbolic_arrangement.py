@@ -77,7 +77,11 @@ def test_banned_family_stops_sounding_at_the_next_block():
 
 def test_head_file_round_trip_and_corruption(tmp_path):
     head = only([DRUMS])
-    digest = head.save(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "jamgen-symbolic", "version": 1, "files": {}}))
+    head.save(tmp_path, {"heldout": {"rows": 1}})
+    meta = json.loads((tmp_path / "config.json").read_text())
+    digest = meta["files"][FILE]
+    assert meta['arrangement']["heldout"] == {"rows": 1}  # the fit's numbers travel with the checkpoint
     back = Arrangement.load(tmp_path, digest)
     assert np.array_equal(back.bias, head.bias) and back.floor == head.floor
     assert Arrangement.load(tmp_path / "nowhere") is None

@@ -86,7 +86,11 @@ def test_tempo_change_mid_stream_keeps_time_moving_forward():
 
 def test_head_file_round_trip_and_corruption(tmp_path):
     head = fixed(1.3)
-    digest = head.save(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "jamgen-symbolic", "version": 1, "files": {}}))
+    head.save(tmp_path, {"heldout": {"rows": 1}})
+    meta = json.loads((tmp_path / "config.json").read_text())
+    digest = meta["files"][FILE]
+    assert meta['tempo']["heldout"] == {"rows": 1}  # the fit's numbers travel with the checkpoint
     back = TempoHead.load(tmp_path, digest)
     assert back.native_bpm == 100.0 and back.scale(np.ones(384)) == pytest.approx(1.3)
     assert TempoHead.load(tmp_path / "nowhere") is None

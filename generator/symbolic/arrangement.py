@@ -82,42 +82,29 @@ class Arrangement:
         return out
 
     # ---- files ---------------------------------------------------------------------------
-    def save(self, directory) -> str:
-        """Writes ``arrangement.safetensors``; returns its SHA-256 (for the checkpoint's config.json)."""
-        from safetensors.numpy import save_file
+    def save(self, directory, info: dict) -> str:
+        """Writes ``arrangement.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
+        from generator.symbolic import checkpoint as ckpt
 
-        from generator.checkpoint import _sha256
-
-        path = pathlib.Path(directory) / FILE
-        tmp = path.with_suffix(".tmp")
-        save_file({"weight": self.weight, "bias": self.bias}, str(tmp),
-                  metadata={"floor": str(self.floor), "strength": str(self.strength)})
-        tmp.replace(path)
-        return _sha256(path)
+        return ckpt.save_head(directory, FILE, {"weight": self.weight, "bias": self.bias},
+                              {"floor": self.floor, "strength": self.strength}, "arrangement",
+                              {"floor": self.floor, "strength": self.strength, **info})
 
     @classmethod
     def load(cls, directory, digest: str | None = None) -> "Arrangement | None":
         """The head of a checkpoint directory, or None when it has none."""
-        from safetensors import SafetensorError, safe_open
+        from generator.symbolic import checkpoint as ckpt
 
-        from generator.checkpoint import _sha256
-
-        path = pathlib.Path(directory) / FILE
-        if not path.is_file():
+        found = ckpt.load_head(directory, FILE, digest)
+        if found is None:
             return None
-        if digest is not None and _sha256(path) != digest:
-            raise ValueError(f"{path} is corrupt: its SHA-256 does not match config.json")
-        try:
-            with safe_open(str(path), "np") as f:
-                meta = f.metadata() or {}
-                weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
-        if weight.shape[1:] != (tok.N_PARTS,) or bias.shape != (tok.N_PARTS,) or weight.ndim != 2:
-            raise ValueError(f"{path}: expected weight [D, {tok.N_PARTS}] and bias [{tok.N_PARTS}], "
-                             f"got {weight.shape} and {bias.shape}")
-        return cls(weight, bias, float(meta.get("floor", 0.2)), float(meta.get("strength", 1.0)))
-
+        (tensors, meta), path = found, pathlib.Path(directory) / FILE
+        weight, bias = tensors.get("weight"), tensors.get("bias")
+        if weight is None or bias is None or weight.ndim != 2 or weight.shape[1:] != (tok.N_PARTS,) \
+                or bias.shape != (tok.N_PARTS,):
+            raise ValueError(f"{path}: expected weight [D, {tok.N_PARTS}] and bias [{tok.N_PARTS}], got "
+                             f"{getattr(weight, 'shape', None)} and {getattr(bias, 'shape', None)}")
+        return cls(weight, bias, meta.get("floor", 0.2), meta.get("strength", 1.0))
 
 # ---- fitting ---------------------------------------------------------------------------------
 def pairs(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +139,7 @@ def embed(texts: list[str]) -> np.ndarray:
 
     enc = TextEncoder()
     out = np.zeros((len(texts), enc.dim), np.float32)
-    for i in tqdm(range(0, len(texts), 64), desc="embed solo texts", unit="batch", leave=False):
+    for i in tqdm(range(0, len(texts), 64), desc="embed texts", unit="batch", leave=False):
         out[i:i + 64] = enc(texts[i:i + 64])
     return out
 
@@ -216,7 +203,6 @@ def main(argv=None) -> int:
     p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from generator.symbolic import checkpoint as ckpt
 
     train = TokenSet(args.data)
     held = TokenSet(args.heldout)
@@ -231,13 +217,7 @@ def main(argv=None) -> int:
               "works": {"train": len(train), "heldout": len(held)}, "solo_rows": len(solo), "l2": args.l2}
     print(json.dumps(result, indent=2))
     if not args.dry_run:
-        meta = ckpt.read_meta(args.out)
-        meta["files"][FILE] = head.save(args.out)
-        meta["arrangement"] = {"floor": head.floor, "strength": head.strength, **result}
-        path = pathlib.Path(args.out) / "config.json"
-        path.with_suffix(".tmp").write_text(json.dumps(meta, indent=2))
-        path.with_suffix(".tmp").replace(path)
-        print(f"wrote {pathlib.Path(args.out) / FILE}")
+        print(f"wrote {head.save(args.out, result)}")
     return 0
 
 

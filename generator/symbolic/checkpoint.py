@@ -92,3 +92,45 @@ def load(directory) -> tuple["SymbolicConfig", "MusicTransformer", dict]:
     model = nnx.eval_shape(lambda: MusicTransformer(config, rngs=nnx.Rngs(0)))
     assign(model, tensors, str(path))
     return config, model, meta
+
+
+# ---- prompt heads (arrangement.safetensors, tempo.safetensors) ------------------------------------
+def save_head(directory, name: str, tensors: dict, metadata: dict, section: str, info: dict) -> str:
+    """Write a small prompt head ``name`` into checkpoint ``directory`` (atomically), and record its
+    SHA-256 under ``files`` and ``info`` under ``section`` in ``config.json``. Returns the path."""
+    from safetensors.numpy import save_file
+
+    from generator.checkpoint import _sha256
+
+    d = pathlib.Path(directory)
+    meta = read_meta(d)
+    tmp = d / (name + ".tmp")
+    save_file(tensors, str(tmp), metadata={k: repr(v) for k, v in metadata.items()})
+    tmp.replace(d / name)
+    meta["files"][name] = _sha256(d / name)
+    meta[section] = info
+    (d / "config.json.tmp").write_text(json.dumps(meta, indent=2))
+    (d / "config.json.tmp").replace(d / "config.json")
+    return str(d / name)
+
+
+def load_head(directory, name: str, digest: str | None = None) -> tuple[dict, dict] | None:
+    """(tensors, metadata as floats) of head file ``name`` in ``directory``; None when there is none.
+    A file whose SHA-256 differs from ``digest`` (from config.json), or that is not readable, is
+    refused with a one-line ValueError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    from generator.checkpoint import _sha256
+
+    path = pathlib.Path(directory) / name
+    if not path.is_file():
+        return None
+    if digest is not None and _sha256(path) != digest:
+        raise ValueError(f"{path} is corrupt: its SHA-256 does not match config.json")
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = {k: float(v) for k, v in (f.metadata() or {}).items()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    return tensors, meta

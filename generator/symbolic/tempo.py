@@ -62,46 +62,31 @@ class TempoHead:
         return float(min(self.max_scale, max(self.min_scale, raw)))
 
     # ---- files ---------------------------------------------------------------------------
-    def save(self, directory) -> str:
-        """Writes ``tempo.safetensors``; returns its SHA-256 (for the checkpoint's config.json)."""
-        from safetensors.numpy import save_file
+    def save(self, directory, info: dict) -> str:
+        """Writes ``tempo.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
+        from generator.symbolic import checkpoint as ckpt
 
-        from generator.checkpoint import _sha256
-
-        path = pathlib.Path(directory) / FILE
-        tmp = path.with_suffix(".tmp")
-        save_file({"weight": self.weight, "bias": np.asarray([self.bias], np.float32)}, str(tmp),
-                  metadata={"native_bpm": repr(self.native_bpm), "strength": repr(self.strength),
-                            "min_scale": repr(self.min_scale), "max_scale": repr(self.max_scale)})
-        tmp.replace(path)
-        return _sha256(path)
+        settings = {"native_bpm": self.native_bpm, "strength": self.strength, "min_scale": self.min_scale,
+                    "max_scale": self.max_scale}
+        return ckpt.save_head(directory, FILE, {"weight": self.weight, "bias": np.asarray([self.bias], np.float32)},
+                              settings, "tempo", {**settings, **info})
 
     @classmethod
     def load(cls, directory, digest: str | None = None) -> "TempoHead | None":
         """The head of a checkpoint directory, or None when it has none; a damaged file is refused
         with a one-line error."""
-        from safetensors import SafetensorError, safe_open
+        from generator.symbolic import checkpoint as ckpt
 
-        from generator.checkpoint import _sha256
-
-        path = pathlib.Path(directory) / FILE
-        if not path.is_file():
+        found = ckpt.load_head(directory, FILE, digest)
+        if found is None:
             return None
-        if digest is not None and _sha256(path) != digest:
-            raise ValueError(f"{path} is corrupt: its SHA-256 does not match config.json")
-        try:
-            with safe_open(str(path), "np") as f:
-                meta = f.metadata() or {}
-                weight, bias = f.get_tensor("weight"), f.get_tensor("bias")
-            native = float(meta["native_bpm"])
-        except (SafetensorError, OSError, ValueError, KeyError) as err:
-            raise ValueError(f"{path} is not a readable tempo head: {err}") from err
-        if weight.ndim != 1 or bias.shape != (1,) or not native > 0:
-            raise ValueError(f"{path}: expected weight [D], bias [1] and native_bpm > 0, "
-                             f"got {weight.shape}, {bias.shape} and {native}")
-        return cls(weight, float(bias[0]), native, float(meta.get("strength", 1.0)),
-                   float(meta.get("min_scale", 0.6)), float(meta.get("max_scale", 1.6)))
-
+        (tensors, meta), path = found, pathlib.Path(directory) / FILE
+        weight, bias, native = tensors.get("weight"), tensors.get("bias"), meta.get("native_bpm", 0.0)
+        if weight is None or bias is None or weight.ndim != 1 or bias.shape != (1,) or not native > 0:
+            raise ValueError(f"{path}: expected weight [D], bias [1] and native_bpm > 0, got "
+                             f"{getattr(weight, 'shape', None)}, {getattr(bias, 'shape', None)} and {native}")
+        return cls(weight, float(bias[0]), native, meta.get("strength", 1.0), meta.get("min_scale", 0.6),
+                   meta.get("max_scale", 1.6))
 
 class TimeMap:
     """Model time (decoder steps of 10 ms) -> stream samples, at a playback speed that may change.
@@ -220,14 +205,13 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="runs/symbolic/train.npz")
     p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
     p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
-    p.add_argument("--l2", type=float, default=1.0)
+    p.add_argument("--l2", type=float, default=0.3)
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--min-scale", type=float, default=0.6)
     p.add_argument("--max-scale", type=float, default=1.6)
     p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from generator.symbolic import checkpoint as ckpt
 
     train, held = TokenSet(args.data), TokenSet(args.heldout)
     free_t = embed([number_free(train.texts[c]) for c in train.caption_ids[:, 0]])
@@ -242,14 +226,7 @@ def main(argv=None) -> int:
               "works": {"train": len(train), "heldout": len(held)}, "l2": args.l2, "native_bpm": native}
     print(json.dumps(result, indent=2))
     if not args.dry_run:
-        meta = ckpt.read_meta(args.out)
-        meta["files"][FILE] = head.save(args.out)
-        meta["tempo"] = {"strength": head.strength, "min_scale": head.min_scale, "max_scale": head.max_scale,
-                         **result}
-        path = pathlib.Path(args.out) / "config.json"
-        path.with_suffix(".tmp").write_text(json.dumps(meta, indent=2))
-        path.with_suffix(".tmp").replace(path)
-        print(f"wrote {pathlib.Path(args.out) / FILE}")
+        print(f"wrote {head.save(args.out, result)}")
     return 0
 
 
