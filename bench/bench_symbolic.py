@@ -69,7 +69,7 @@ def main():
             controls = GenerationControls(prompts=((PROMPTS[a], w), (PROMPTS[b], 1 - w)),
                                           guidance=float(rng.uniform(1.0, 5.0)),
                                           temperature=float(rng.uniform(0.7, 1.2)), top_k=int(rng.integers(10, 100)))
-            latency.append((state.decoder.step * 480 - state.position) / SAMPLE_RATE * 1e3)
+            latency.append((state.timemap.sample(state.decoder.step) - state.position) / SAMPLE_RATE * 1e3)
         t = time.perf_counter()
         _, state = gen.generate(state, controls, args.block)
         events = gen.drain_midi()
