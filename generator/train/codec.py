@@ -25,7 +25,6 @@ import functools
 import json
 import os
 import pathlib
-import time
 
 if len(os.sched_getaffinity(0)) == 1:  # pinned with taskset: one XLA thread, no oversubscription
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -213,8 +212,6 @@ def main(argv=None) -> int:
     p.add_argument("--eval-every", type=int, default=100, help="steps between held-out evals")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    from tqdm import tqdm
-
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = preset(a.preset).codec
@@ -244,60 +241,31 @@ def main(argv=None) -> int:
             print(f"k-means init on {len(vecs)} latents: relative residual after all levels {rel:.4f}")
     step_fn = codec_ae_step if a.phase == "ae" else codec_step
     key = jax.random.fold_in(jax.random.PRNGKey(a.seed), state["step"])
-    metrics_f = open(out / "metrics.jsonl", "a")
-
-    def log_eval():
-        row = {"kind": "eval", "step": state["step"], "elapsed": round(state["elapsed"], 1)}
-        row.update(evaluate(codec, held, 0 if a.phase == "ae" else cfg.levels))
+    def held_out() -> dict:
+        row = evaluate(codec, held, 0 if a.phase == "ae" else cfg.levels)
         if a.phase == "rvq":
             row["mrstft_2"] = evaluate(codec, held, 2)["mrstft"]
             row["mrstft_4"] = evaluate(codec, held, 4)["mrstft"]
             row["codes_used"] = code_usage(codec, held)
-        metrics_f.write(json.dumps(row) + "\n")
-        metrics_f.flush()
         return row
 
-    if state["step"] == 0:
-        tqdm.write(json.dumps(log_eval()))
-    t_start = time.time()
-    t_ckpt = t_start
-    bar = tqdm(total=a.steps, initial=state["step"], desc=f"codec {a.phase}", unit="step", dynamic_ncols=True)
-    last = time.time()
-    while state["step"] < a.steps:
-        batch = jnp.asarray(crops())
+    def one_step() -> dict:
+        nonlocal key
         key, sub = jax.random.split(key)
-        loss, m = step_fn(codec, opt, batch, sub)
-        loss = float(loss)
-        now = time.time()
-        state["elapsed"] += now - last
-        last = now
-        state["step"] += 1
-        if not np.isfinite(loss):
-            raise SystemExit(f"loss is {loss} at step {state['step']}; not saving")
-        row = {"kind": "train", "step": state["step"], "elapsed": round(state["elapsed"], 2), "loss": loss,
-               "lr": float(sched(state["step"]))}
-        row.update({k: float(v) for k, v in m.items()})
-        metrics_f.write(json.dumps(row) + "\n")
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", mr=f"{row['mrstft']:.3f}", cx=f"{row['complex']:.3f}")
-        done = state["step"] >= a.steps or (a.minutes is not None and now - t_start > a.minutes * 60)
-        if state["step"] % a.eval_every == 0 or done:
-            tqdm.write(json.dumps(log_eval()))
-            last = time.time()
-        if now - t_ckpt > a.ckpt_every or done:
-            rundir.save(out, {"codec": codec, "opt": opt}, state)
-            plot(out)
-            t_ckpt = time.time()
-            last = t_ckpt
-        if done:
-            break
-    bar.close()
-    metrics_f.close()
-    rundir.save(out, {"codec": codec, "opt": opt}, state)
+        loss, m = step_fn(codec, opt, jnp.asarray(crops()), sub)
+        return {"loss": loss, "lr": sched(state["step"] + 1), **m}
+
+    modules = {"codec": codec, "opt": opt}
+    with open(out / "metrics.jsonl", "a") as metrics_f:
+        rundir.train_loop(out, state, modules, steps=a.steps, minutes=a.minutes, eval_every=a.eval_every,
+                          ckpt_every=a.ckpt_every, step=one_step, evaluate=held_out, plot=plot,
+                          metrics_file=metrics_f, desc=f"codec {a.phase}",
+                          postfix=lambda r: {"loss": f"{r['loss']:.3f}", "mr": f"{r['mrstft']:.3f}",
+                                             "cx": f"{r['complex']:.3f}"})
+    rundir.save(out, modules, state)
     plot(out)
     print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

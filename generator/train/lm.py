@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import pathlib
-import time
 
 if len(os.sched_getaffinity(0)) == 1:  # pinned with taskset: one XLA thread, no oversubscription
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -218,8 +217,6 @@ def plot(out: pathlib.Path):
 
 
 def train(a) -> int:
-    from tqdm import tqdm
-
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = preset(a.preset)
@@ -249,49 +246,22 @@ def train(a) -> int:
         windows.rng = np.random.default_rng([a.seed, state["step"]])
         print(f"resumed {out} at step {state['step']}")
     key = jax.random.fold_in(jax.random.PRNGKey(a.seed), state["step"])
-    metrics = open(out / "metrics.jsonl", "a")
-
-    def log_eval():
-        row = {"kind": "eval", "step": state["step"], "elapsed": round(state["elapsed"], 1)}
-        row.update(evaluate(lm, held))
-        metrics.write(json.dumps(row) + "\n")
-        metrics.flush()
-        tqdm.write(json.dumps(row))
-
-    if state["step"] == 0:
-        log_eval()
-    t_end = time.time() + a.minutes * 60 if a.minutes else None
-    t_ckpt = time.time()
-    last = time.time()
-    bar = tqdm(total=a.steps, initial=state["step"], desc="lm", unit="step", dynamic_ncols=True)
-    while state["step"] < a.steps and (t_end is None or time.time() < t_end):
+    def one_step() -> dict:
+        nonlocal key
         codes, style = windows()
         key, sub = jax.random.split(key)
-        loss, aux = lm_step(lm, opt, jnp.asarray(codes), jnp.asarray(style), sub)
-        loss = float(loss)
-        if not np.isfinite(loss):
-            raise SystemExit(f"loss is {loss} at step {state['step']}; not saving")
-        now = time.time()
-        state["elapsed"] += now - last
-        last = now
-        state["step"] += 1
-        metrics.write(json.dumps({"kind": "train", "step": state["step"], "elapsed": round(state["elapsed"], 2),
-                                  "loss": loss}) + "\n")
-        bar.update(1)
-        bar.set_postfix(nll=f"{loss:.3f}")
-        if state["step"] % a.eval_every == 0:
-            log_eval()
-        if now - t_ckpt > a.ckpt_every:
-            rundir.save(out, {"lm": lm, "opt": opt}, state)
-            plot(out)
-            t_ckpt = time.time()
-    bar.close()
-    log_eval()
-    rundir.save(out, {"lm": lm, "opt": opt}, state)
+        loss, _ = lm_step(lm, opt, jnp.asarray(codes), jnp.asarray(style), sub)
+        return {"loss": loss}
+
+    modules = {"lm": lm, "opt": opt}
+    with open(out / "metrics.jsonl", "a") as metrics_f:
+        rundir.train_loop(out, state, modules, steps=a.steps, minutes=a.minutes or None, eval_every=a.eval_every,
+                          ckpt_every=a.ckpt_every, step=one_step, evaluate=lambda: evaluate(lm, held), plot=plot,
+                          metrics_file=metrics_f, desc="lm", postfix=lambda r: {"nll": f"{r['loss']:.3f}"})
+    rundir.save(out, modules, state)
     plot(out)
     print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
     return 0
-
 
 # ---- stage 3: export ----------------------------------------------------------------------------
 def measure_gain(codec, data_dir="runs/codec_data", items: int = 18, levels: int | None = None) -> float:

@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import pathlib
+import time
+from typing import Callable
 
 import numpy as np
 
@@ -35,6 +37,62 @@ def load_module(path, module) -> None:
     from safetensors.numpy import load_file
 
     checkpoint.assign(module, checkpoint.to_float32(load_file(str(path))), str(path))
+
+
+def train_loop(out, state: dict, modules: dict, *, steps: int, minutes: float | None, eval_every: int,
+               ckpt_every: float, step: Callable[[], dict], evaluate: Callable[[], dict], plot: Callable,
+               metrics_file, desc: str, postfix: Callable[[dict], dict] = lambda row: {}) -> int:
+    """The loop of every trainer, so that they stop, log, evaluate and save alike.
+
+    ``step()`` runs one optimiser step and returns its numbers (at least ``"loss"``); ``evaluate()``
+    returns held-out numbers. Runs until ``state["step"] == steps`` or ``minutes`` of wall time; a
+    fresh run is evaluated before its first step, and a run that trained after its last. Rows go to
+    ``metrics_file`` (train and eval kinds), checkpoints of ``modules`` + ``state`` to ``out`` every
+    ``ckpt_every`` seconds (with the curve redrawn by ``plot(out)``); ``state["elapsed"]`` counts
+    training time only. A non-finite loss stops the run without saving. Returns the steps run; the
+    caller saves the final checkpoint (after any closing work of its own)."""
+    from tqdm import tqdm
+
+    evaluated = {"step": -1}
+
+    def log_eval():
+        row = {"kind": "eval", "step": state["step"], "elapsed": round(state["elapsed"], 1), **evaluate()}
+        metrics_file.write(json.dumps(row) + "\n")
+        metrics_file.flush()
+        tqdm.write(json.dumps(row))
+        evaluated["step"] = state["step"]
+
+    if state["step"] == 0:
+        log_eval()
+    t_start = last = t_ckpt = time.time()
+    ran = 0
+    bar = tqdm(total=steps, initial=state["step"], desc=desc, unit="step", dynamic_ncols=True)
+    while state["step"] < steps and (minutes is None or time.time() - t_start < minutes * 60):
+        numbers = step()
+        loss = float(numbers["loss"])
+        if not np.isfinite(loss):
+            raise SystemExit(f"loss is {loss} at step {state['step'] + 1}; not saving")
+        now = time.time()
+        state["elapsed"] += now - last
+        last = now
+        state["step"] += 1
+        ran += 1
+        row = {"kind": "train", "step": state["step"], "elapsed": round(state["elapsed"], 2),
+               **{k: float(v) for k, v in numbers.items()}}
+        metrics_file.write(json.dumps(row) + "\n")
+        bar.update(1)
+        bar.set_postfix(**postfix(row))
+        if state["step"] % eval_every == 0:
+            log_eval()
+            last = time.time()
+        if now - t_ckpt > ckpt_every:
+            save(out, modules, state)
+            plot(out)
+            t_ckpt = last = time.time()
+    bar.close()
+    if ran and evaluated["step"] != state["step"]:
+        log_eval()
+    return ran
 
 
 def metrics(out) -> tuple[list[dict], list[dict]]:

@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import pathlib
-import time
 
 if len(os.sched_getaffinity(0)) == 1:  # pinned with taskset: one XLA thread, no oversubscription
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -324,8 +323,6 @@ def main(argv=None) -> int:
     p.add_argument("--no-rvq", action="store_true", help="skip the RVQ k-means fit at the end")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    from tqdm import tqdm
-
     out, cache = pathlib.Path(a.out), pathlib.Path(a.cache)
     out.mkdir(parents=True, exist_ok=True)
     cfg = preset(a.preset).style
@@ -363,67 +360,30 @@ def main(argv=None) -> int:
         print(f"resumed {out} at step {state['step']}")
     state["data"] = dirs
     state["train_clips"] = len(pairs)
-    metrics_f = open(out / "metrics.jsonl", "a")
+    def held_out() -> dict:
+        return {"clips": len(held.meta), **held.evaluate(style)}
 
-    evaluated = {"step": -1}
-
-    def log_eval():
-        evaluated["step"] = state["step"]
-        row = {"kind": "eval", "step": state["step"], "elapsed": round(state["elapsed"], 1),
-               "clips": len(held.meta)}
-        row.update(held.evaluate(style))
-        metrics_f.write(json.dumps(row) + "\n")
-        metrics_f.flush()
-        return row
-
-    if state["step"] == 0:
-        tqdm.write(json.dumps(log_eval()))
-    t_start = time.time()
-    t_ckpt = t_start
-    bar = tqdm(total=a.steps, initial=state["step"], desc="style", unit="step", dynamic_ncols=True)
-    last = time.time()
-    trained = False
-    while state["step"] < a.steps:
-        if a.minutes is not None and time.time() - t_start > a.minutes * 60:
-            break
+    def one_step() -> dict:
         vec, mel = batches()
-        loss = float(mel_step(style, opt, jnp.asarray(vec), jnp.asarray(mel)))
-        trained = True
-        now = time.time()
-        state["elapsed"] += now - last
-        last = now
-        state["step"] += 1
-        if not np.isfinite(loss):
-            raise SystemExit(f"loss is {loss} at step {state['step']}; not saving")
-        row = {"kind": "train", "step": state["step"], "elapsed": round(state["elapsed"], 2), "loss": loss,
-               "lr": float(sched(state["step"])), "temp": float(np.exp(min(float(style.log_temp[...]),
-                                                                            MAX_LOG_TEMP)))}
-        metrics_f.write(json.dumps(row) + "\n")
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", temp=f"{row['temp']:.1f}")
-        done = state["step"] >= a.steps or (a.minutes is not None and now - t_start > a.minutes * 60)
-        if state["step"] % a.eval_every == 0 or done:
-            tqdm.write(json.dumps(log_eval()))
-            last = time.time()
-        if now - t_ckpt > a.ckpt_every or done:
-            rundir.save(out, {"style": style, "opt": opt}, state)
-            plot(out)
-            t_ckpt = time.time()
-            last = t_ckpt
-    bar.close()
-    if trained and evaluated["step"] != state["step"]:
-        tqdm.write(json.dumps(log_eval()))
-    if not a.no_rvq and (trained or not state.get("rvq")):
-        stats = fit_rvq(style, pairs, frames, seed=a.seed)
-        state["rvq"] = stats
-        metrics_f.write(json.dumps({"kind": "rvq", "step": state["step"], **stats}) + "\n")
-        print("style RVQ:", json.dumps(stats))
-    metrics_f.close()
-    rundir.save(out, {"style": style, "opt": opt}, state)
+        loss = mel_step(style, opt, jnp.asarray(vec), jnp.asarray(mel))
+        return {"loss": loss, "lr": sched(state["step"] + 1),
+                "temp": np.exp(min(float(style.log_temp[...]), MAX_LOG_TEMP))}
+
+    modules = {"style": style, "opt": opt}
+    with open(out / "metrics.jsonl", "a") as metrics_f:
+        trained = rundir.train_loop(out, state, modules, steps=a.steps, minutes=a.minutes, eval_every=a.eval_every,
+                                    ckpt_every=a.ckpt_every, step=one_step, evaluate=held_out, plot=plot,
+                                    metrics_file=metrics_f, desc="style",
+                                    postfix=lambda r: {"loss": f"{r['loss']:.3f}", "temp": f"{r['temp']:.1f}"})
+        if not a.no_rvq and (trained or not state.get("rvq")):
+            stats = fit_rvq(style, pairs, frames, seed=a.seed)
+            state["rvq"] = stats
+            metrics_f.write(json.dumps({"kind": "rvq", "step": state["step"], **stats}) + "\n")
+            print("style RVQ:", json.dumps(stats))
+    rundir.save(out, modules, state)
     plot(out)
     print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
