@@ -262,10 +262,8 @@ def main(argv=None) -> int:
                           metrics_file=metrics_f, desc=f"codec {a.phase}",
                           postfix=lambda r: {"loss": f"{r['loss']:.3f}", "mr": f"{r['mrstft']:.3f}",
                                              "cx": f"{r['complex']:.3f}"})
-    rundir.save(out, modules, state)
-    plot(out)
-    print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
-    return 0
+    return rundir.finish(out, modules, state, plot)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -258,10 +258,7 @@ def train(a) -> int:
         rundir.train_loop(out, state, modules, steps=a.steps, minutes=a.minutes or None, eval_every=a.eval_every,
                           ckpt_every=a.ckpt_every, step=one_step, evaluate=lambda: evaluate(lm, held), plot=plot,
                           metrics_file=metrics_f, desc="lm", postfix=lambda r: {"nll": f"{r['loss']:.3f}"})
-    rundir.save(out, modules, state)
-    plot(out)
-    print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
-    return 0
+    return rundir.finish(out, modules, state, plot)
 
 # ---- stage 3: export ----------------------------------------------------------------------------
 def measure_gain(codec, data_dir="runs/codec_data", items: int = 18, levels: int | None = None) -> float:

@@ -95,6 +95,14 @@ def train_loop(out, state: dict, modules: dict, *, steps: int, minutes: float | 
     return ran
 
 
+def finish(out, modules: dict, state: dict, plot: Callable) -> int:
+    """A trainer's last act: the final checkpoint, the curve, and one line saying where and how far."""
+    save(out, modules, state)
+    plot(out)
+    print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
+    return 0
+
+
 def metrics(out) -> tuple[list[dict], list[dict]]:
     """The train rows and the eval rows of ``out/metrics.jsonl``."""
     rows = [json.loads(line) for line in open(pathlib.Path(out) / "metrics.jsonl")]

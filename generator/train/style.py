@@ -380,10 +380,8 @@ def main(argv=None) -> int:
             state["rvq"] = stats
             metrics_f.write(json.dumps({"kind": "rvq", "step": state["step"], **stats}) + "\n")
             print("style RVQ:", json.dumps(stats))
-    rundir.save(out, modules, state)
-    plot(out)
-    print(f"saved {out} at step {state['step']} ({state['elapsed'] / 60:.1f} min of training)")
-    return 0
+    return rundir.finish(out, modules, state, plot)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
