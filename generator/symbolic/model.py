@@ -226,19 +226,21 @@ def update_struck(struck, token):
 
 
 def init_sampler(model: "MusicTransformer", seed_key):
-    """A fresh sampler state (batch-2 cache, BOS as the last token)."""
+    """A fresh sampler state (batch-2 cache, BOS as the last token, part 0 current)."""
     return {"cache": model.init_cache(2), "token": jnp.int32(tok.BOS), "key": seed_key,
-            "struck": jnp.zeros((128,), bool)}
+            "struck": jnp.zeros((128,), bool), "part": jnp.int32(0)}
 
 
 def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, temperature, top_k,
-                 length: int, part_bias=None):
+                 length: int, part_bias=None, pitch_bias=None):
     """Sample ``length`` tokens with CFG; everything but ``length`` is traced.
 
-    state: see :func:`init_sampler` (cache, last token, PRNG key, pitches struck at this step).
+    state: see :func:`init_sampler` (cache, last token, PRNG key, pitches struck at this step, part).
     style [384] float32; has_style bool (False = both rows unconditional).
     part_bias [VOCAB] float32 or None: added to both rows' logits before CFG (the prompt's
     arrangement, :mod:`generator.symbolic.arrangement`; -1e9 bans a PART token).
+    pitch_bias [128] float32 or None: added to the NOTE_ON logits while a melodic part is current
+    (never the drum kit's; the prompt's key, :mod:`generator.symbolic.pitch`).
     Returns (tokens [length] int32, new state).
     """
     styles = jnp.stack([style, style])
@@ -253,6 +255,9 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
         if part_bias is not None:
             logits = logits + part_bias
+        if pitch_bias is not None:
+            melodic = s["part"] != tok.DRUM_PART
+            logits = logits.at[..., tok.ON0:tok.OFF0].add(jnp.where(melodic, pitch_bias, 0.0))
         logp = jax.nn.log_softmax(logits, axis=-1)
         mixed = sampling.cfg(logp[0], logp[1], guidance)
         valid = grammar_mask(logp[0], s["struck"])  # the floor is relative to the best valid token,
@@ -260,7 +265,8 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
         mixed = grammar_mask(mixed, s["struck"])
         key, sub = jax.random.split(s["key"])
         t = sampling.sample(sub, mixed, temperature, top_k)
-        return {"cache": cache, "token": t, "key": key, "struck": update_struck(s["struck"], t)}, t
+        part = jnp.where((t >= tok.PART0) & (t < tok.VEL0), t - tok.PART0, s["part"]).astype(jnp.int32)
+        return {"cache": cache, "token": t, "key": key, "struck": update_struck(s["struck"], t), "part": part}, t
 
     state, toks = jax.lax.scan(body, state, None, length=length)
     return toks, state

@@ -9,7 +9,8 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    vector which instrument families may play: the sampler cannot switch to the others, and notes
    still sounding in a family the new prompt bans end at the block start. Its tempo head
    (:mod:`generator.symbolic.tempo`) reads the tempo the prompt asks for and sets the playback
-   speed: the model's stream is time-scaled, continuously across prompt changes.
+   speed: the model's stream is time-scaled, continuously across prompt changes. Its pitch head
+   (:mod:`generator.symbolic.pitch`) turns a key the prompt names into a bias on melodic notes.
 2. Tokens are sampled in fixed chunks (one jitted ``lax.scan``; guidance, temperature, top-k and
    the style vector are traced, so no control change recompiles) and decoded into note events
    until the decoder's clock is ``lookahead`` past the block's end. Events therefore always
@@ -110,13 +111,15 @@ class SymbolicSystem:
 
     def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
-                 max_tokens_per_s: float = 300.0, meta: dict | None = None, arrangement=None, tempo=None):
+                 max_tokens_per_s: float = 300.0, meta: dict | None = None, arrangement=None, tempo=None,
+                 pitch=None):
         import fluidsynth
 
         self.config = config
         self.meta = meta or {}
         self.arrangement = arrangement  # generator.symbolic.arrangement.Arrangement or None
         self.tempo = tempo  # generator.symbolic.tempo.TempoHead or None (then the model's own tempo)
+        self.pitch = pitch  # generator.symbolic.pitch.PitchHead or None (then the model's own notes)
         self.model = model if model is not None else nnx.jit(
             lambda: MusicTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -143,9 +146,9 @@ class SymbolicSystem:
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
-    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias):
+    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias, pitch_bias):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
-                            temperature, top_k, self.chunk, part_bias)
+                            temperature, top_k, self.chunk, part_bias, pitch_bias)
 
     def compile_count(self) -> int:
         return self._sample._cache_size()
@@ -154,20 +157,22 @@ class SymbolicSystem:
         """Sample ``n_chunks * chunk`` tokens into ``state`` (no decoding); for tests and eval."""
         vec = self.bank.blend(controls.prompts)
         style = np.zeros((self.config.style_dim,), np.float32) if vec is None else vec
-        bias = self._part_bias(vec)
+        bias, pitch = self._biases(vec)
         out = []
         for _ in range(n_chunks):
             toks, state.model = self._sample(self._params, state.model, jnp.asarray(style), jnp.bool_(vec is not None),
                                              jnp.float32(controls.guidance), jnp.float32(controls.temperature),
-                                             jnp.int32(controls.top_k), bias)
+                                             jnp.int32(controls.top_k), bias, pitch)
             out.append(np.asarray(toks))
         return np.concatenate(out)
 
-    def _part_bias(self, vec) -> jnp.ndarray:
+    def _biases(self, vec) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """The prompt heads' sampler biases: PART tokens [VOCAB] and melodic NOTE_ONs [128]."""
         key = None if vec is None else vec.tobytes()
         if getattr(self, "_bias_key", 0) != key:  # one head evaluation per prompt change
-            bias = np.zeros((tok.VOCAB,), np.float32) if self.arrangement is None else self.arrangement.part_bias(vec)
-            self._bias_key, self._bias = key, jnp.asarray(bias)
+            part = np.zeros((tok.VOCAB,), np.float32) if self.arrangement is None else self.arrangement.part_bias(vec)
+            pitch = np.zeros((128,), np.float32) if self.pitch is None else self.pitch.pitch_bias(vec)
+            self._bias_key, self._bias = key, (jnp.asarray(part), jnp.asarray(pitch))
         return self._bias
 
     def speed_for(self, prompts) -> float:
@@ -388,10 +393,11 @@ def load(spec: str, soundfont: str | None = None) -> SymbolicSystem:
 
 def _from_checkpoint(directory, soundfont: str | None) -> SymbolicSystem:
     from generator.symbolic import arrangement as arr
-    from generator.symbolic import tempo
+    from generator.symbolic import pitch, tempo
 
     config, model, meta = ckpt.load(directory)
     files = meta.get("files", {})
     return SymbolicSystem(config, model, soundfont, meta=meta,
                           arrangement=arr.Arrangement.load(directory, files.get(arr.FILE)),
-                          tempo=tempo.TempoHead.load(directory, files.get(tempo.FILE)))
+                          tempo=tempo.TempoHead.load(directory, files.get(tempo.FILE)),
+                          pitch=pitch.PitchHead.load(directory, files.get(pitch.FILE)))
