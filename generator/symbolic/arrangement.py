@@ -22,13 +22,11 @@ in the symbolic checkpoint as ``arrangement.safetensors``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import pathlib
 
 import numpy as np
 
+from generator.symbolic import heads
 from generator.symbolic import tokens as tok
 
 log = logging.getLogger(__name__)
@@ -84,27 +82,18 @@ class Arrangement:
     # ---- files ---------------------------------------------------------------------------
     def save(self, directory, info: dict) -> str:
         """Writes ``arrangement.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
-        from generator.symbolic import checkpoint as ckpt
-
-        return ckpt.save_head(directory, FILE, {"weight": self.weight, "bias": self.bias},
+        return heads.save_head(directory, FILE, {"weight": self.weight, "bias": self.bias},
                               {"floor": self.floor, "strength": self.strength}, "arrangement",
                               {"floor": self.floor, "strength": self.strength, **info})
 
     @classmethod
     def load(cls, directory, digest: str | None = None) -> "Arrangement | None":
         """The head of a checkpoint directory, or None when it has none."""
-        from generator.symbolic import checkpoint as ckpt
-
-        found = ckpt.load_head(directory, FILE, digest)
+        found = heads.load_head(directory, FILE, digest, {"weight": (None, tok.N_PARTS), "bias": (tok.N_PARTS,)})
         if found is None:
             return None
-        (tensors, meta), path = found, pathlib.Path(directory) / FILE
-        weight, bias = tensors.get("weight"), tensors.get("bias")
-        if weight is None or bias is None or weight.ndim != 2 or weight.shape[1:] != (tok.N_PARTS,) \
-                or bias.shape != (tok.N_PARTS,):
-            raise ValueError(f"{path}: expected weight [D, {tok.N_PARTS}] and bias [{tok.N_PARTS}], got "
-                             f"{getattr(weight, 'shape', None)} and {getattr(bias, 'shape', None)}")
-        return cls(weight, bias, meta.get("floor", 0.2), meta.get("strength", 1.0))
+        tensors, meta = found
+        return cls(tensors["weight"], tensors["bias"], meta.get("floor", 0.2), meta.get("strength", 1.0))
 
 # ---- fitting ---------------------------------------------------------------------------------
 def pairs(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,36 +179,22 @@ def evaluate(head: Arrangement, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def main(argv=None) -> int:
-    from generator.symbolic.dataset import TokenSet
-    from generator.symbolic.train import text_vectors
+    def options(p):
+        p.add_argument("--l2", type=float, default=1e-6)
+        p.add_argument("--floor", type=float, default=0.35)
+        p.add_argument("--strength", type=float, default=2.0)
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="runs/symbolic/train.npz")
-    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
-    p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
-    p.add_argument("--l2", type=float, default=1e-6)
-    p.add_argument("--floor", type=float, default=0.35)
-    p.add_argument("--strength", type=float, default=2.0)
-    p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    def fit_head(args, train, held, train_vectors, held_vectors):
+        xt, yt = pairs(train, train_vectors)
+        solo, ys = solo_texts(train)
+        if solo:
+            xt, yt = np.concatenate([xt, embed(solo)]), np.concatenate([yt, ys])
+        xh, yh = pairs(held, held_vectors)
+        head = Arrangement(*fit(xt, yt, l2=args.l2), args.floor, args.strength)
+        return head, {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh), "solo_rows": len(solo),
+                      "l2": args.l2}
 
-    train = TokenSet(args.data)
-    held = TokenSet(args.heldout)
-    xt, yt = pairs(train, text_vectors(train, pathlib.Path(args.data).with_suffix(".vectors.npy")))
-    solo, ys = solo_texts(train)
-    if solo:
-        xt, yt = np.concatenate([xt, embed(solo)]), np.concatenate([yt, ys])
-    xh, yh = pairs(held, text_vectors(held, pathlib.Path(args.heldout).with_suffix(".vectors.npy")))
-    w, b = fit(xt, yt, l2=args.l2)
-    head = Arrangement(w, b, args.floor, args.strength)
-    result = {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh),
-              "works": {"train": len(train), "heldout": len(held)}, "solo_rows": len(solo), "l2": args.l2}
-    print(json.dumps(result, indent=2))
-    if not args.dry_run:
-        print(f"wrote {head.save(args.out, result)}")
-    return 0
-
+    return heads.refit(argv, __doc__, options, fit_head)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -18,14 +18,12 @@ Refit: ``python -m generator.symbolic.pitch`` (needs ``runs/symbolic/{train,held
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import pathlib
 import re
 
 import numpy as np
 
+from generator.symbolic import heads
 from generator.symbolic import tokens as tok
 
 log = logging.getLogger(__name__)
@@ -94,26 +92,18 @@ class PitchHead:
     # ---- files ---------------------------------------------------------------------------
     def save(self, directory, info: dict) -> str:
         """Writes ``pitch.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
-        from generator.symbolic import checkpoint as ckpt
-
-        return ckpt.save_head(directory, FILE, {"weight": self.weight, "bias": self.bias},
+        return heads.save_head(directory, FILE, {"weight": self.weight, "bias": self.bias},
                               {"strength": self.strength}, "pitch", {"strength": self.strength, **info})
 
     @classmethod
     def load(cls, directory, digest: str | None = None) -> "PitchHead | None":
         """The head of a checkpoint directory, or None when it has none; a damaged file is refused
         with a one-line error."""
-        from generator.symbolic import checkpoint as ckpt
-
-        found = ckpt.load_head(directory, FILE, digest)
+        found = heads.load_head(directory, FILE, digest, {"weight": (None, 12), "bias": (12,)})
         if found is None:
             return None
-        (tensors, meta), path = found, pathlib.Path(directory) / FILE
-        weight, bias = tensors.get("weight"), tensors.get("bias")
-        if weight is None or bias is None or weight.ndim != 2 or weight.shape[1:] != (12,) or bias.shape != (12,):
-            raise ValueError(f"{path}: expected weight [D, 12] and bias [12], got "
-                             f"{getattr(weight, 'shape', None)} and {getattr(bias, 'shape', None)}")
-        return cls(weight, bias, meta.get("strength", 1.0))
+        tensors, meta = found
+        return cls(tensors["weight"], tensors["bias"], meta.get("strength", 1.0))
 
 
 # ---- fitting ---------------------------------------------------------------------------------
@@ -170,29 +160,17 @@ def evaluate(head: PitchHead, x: np.ndarray, y: np.ndarray, keys: list) -> dict:
 
 
 def main(argv=None) -> int:
-    from generator.symbolic.dataset import TokenSet
-    from generator.symbolic.train import text_vectors
+    def options(p):
+        p.add_argument("--l2", type=float, default=1e-5)
+        p.add_argument("--strength", type=float, default=1.0)
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="runs/symbolic/train.npz")
-    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
-    p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
-    p.add_argument("--l2", type=float, default=1e-5)
-    p.add_argument("--strength", type=float, default=1.0)
-    p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    train, held = TokenSet(args.data), TokenSet(args.heldout)
-    xt, yt, kt = rows(train, text_vectors(train, pathlib.Path(args.data).with_suffix(".vectors.npy")))
-    xh, yh, kh = rows(held, text_vectors(held, pathlib.Path(args.heldout).with_suffix(".vectors.npy")))
-    head = PitchHead(*fit(xt, yt, l2=args.l2), strength=args.strength)
-    result = {"train": evaluate(head, xt, yt, kt), "heldout": evaluate(head, xh, yh, kh),
-              "works": {"train": len(train), "heldout": len(held)}, "l2": args.l2}
-    print(json.dumps(result, indent=2))
-    if not args.dry_run:
-        print(f"wrote {head.save(args.out, result)}")
-    return 0
+    def fit_head(args, train, held, train_vectors, held_vectors):
+        xt, yt, kt = rows(train, train_vectors)
+        xh, yh, kh = rows(held, held_vectors)
+        head = PitchHead(*fit(xt, yt, l2=args.l2), strength=args.strength)
+        return head, {"train": evaluate(head, xt, yt, kt), "heldout": evaluate(head, xh, yh, kh), "l2": args.l2}
 
+    return heads.refit(argv, __doc__, options, fit_head)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -23,8 +23,6 @@ Refit: ``python -m generator.symbolic.tempo`` (needs ``runs/symbolic/{train,held
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import pathlib
@@ -32,6 +30,7 @@ import re
 
 import numpy as np
 
+from generator.symbolic import heads
 from generator.symbolic import tokens as tok
 
 log = logging.getLogger(__name__)
@@ -64,28 +63,23 @@ class TempoHead:
     # ---- files ---------------------------------------------------------------------------
     def save(self, directory, info: dict) -> str:
         """Writes ``tempo.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
-        from generator.symbolic import checkpoint as ckpt
-
         settings = {"native_bpm": self.native_bpm, "strength": self.strength, "min_scale": self.min_scale,
                     "max_scale": self.max_scale}
-        return ckpt.save_head(directory, FILE, {"weight": self.weight, "bias": np.asarray([self.bias], np.float32)},
+        return heads.save_head(directory, FILE, {"weight": self.weight, "bias": np.asarray([self.bias], np.float32)},
                               settings, "tempo", {**settings, **info})
 
     @classmethod
     def load(cls, directory, digest: str | None = None) -> "TempoHead | None":
         """The head of a checkpoint directory, or None when it has none; a damaged file is refused
         with a one-line error."""
-        from generator.symbolic import checkpoint as ckpt
-
-        found = ckpt.load_head(directory, FILE, digest)
+        found = heads.load_head(directory, FILE, digest, {"weight": (None,), "bias": (1,)})
         if found is None:
             return None
-        (tensors, meta), path = found, pathlib.Path(directory) / FILE
-        weight, bias, native = tensors.get("weight"), tensors.get("bias"), meta.get("native_bpm", 0.0)
-        if weight is None or bias is None or weight.ndim != 1 or bias.shape != (1,) or not native > 0:
-            raise ValueError(f"{path}: expected weight [D], bias [1] and native_bpm > 0, got "
-                             f"{getattr(weight, 'shape', None)}, {getattr(bias, 'shape', None)} and {native}")
-        return cls(weight, float(bias[0]), native, meta.get("strength", 1.0), meta.get("min_scale", 0.6),
+        tensors, meta = found
+        native = meta.get("native_bpm", 0.0)
+        if not native > 0:
+            raise ValueError(f"{pathlib.Path(directory) / FILE}: expected native_bpm > 0, got {native}")
+        return cls(tensors["weight"], float(tensors["bias"][0]), native, meta.get("strength", 1.0), meta.get("min_scale", 0.6),
                    meta.get("max_scale", 1.6))
 
 class TimeMap:
@@ -198,37 +192,25 @@ def evaluate(head: TempoHead, x: np.ndarray, y: np.ndarray) -> dict:
 
 def main(argv=None) -> int:
     from generator.symbolic.arrangement import embed
-    from generator.symbolic.dataset import TokenSet
-    from generator.symbolic.train import text_vectors
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="runs/symbolic/train.npz")
-    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
-    p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
-    p.add_argument("--l2", type=float, default=0.3)
-    p.add_argument("--strength", type=float, default=1.0)
-    p.add_argument("--min-scale", type=float, default=0.6)
-    p.add_argument("--max-scale", type=float, default=1.6)
-    p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    def options(p):
+        p.add_argument("--l2", type=float, default=0.3)
+        p.add_argument("--strength", type=float, default=1.0)
+        p.add_argument("--min-scale", type=float, default=0.6)
+        p.add_argument("--max-scale", type=float, default=1.6)
 
-    train, held = TokenSet(args.data), TokenSet(args.heldout)
-    free_t = embed([number_free(train.texts[c]) for c in train.caption_ids[:, 0]])
-    free_h = embed([number_free(held.texts[c]) for c in held.caption_ids[:, 0]])
-    xt, yt, _ = rows(train, text_vectors(train, pathlib.Path(args.data).with_suffix(".vectors.npy")), free_t)
-    xh, yh, kh = rows(held, text_vectors(held, pathlib.Path(args.heldout).with_suffix(".vectors.npy")), free_h)
-    w, b = fit(xt, yt, args.l2)
-    native = float(np.median(caption_bpm(train)))
-    head = TempoHead(w, b, native, args.strength, args.min_scale, args.max_scale)
-    result = {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh[kh == 0], yh[kh == 0]),
-              "heldout_number_free": evaluate(head, xh[kh == 1], yh[kh == 1]),
-              "works": {"train": len(train), "heldout": len(held)}, "l2": args.l2, "native_bpm": native}
-    print(json.dumps(result, indent=2))
-    if not args.dry_run:
-        print(f"wrote {head.save(args.out, result)}")
-    return 0
+    def fit_head(args, train, held, train_vectors, held_vectors):
+        free_t = embed([number_free(train.texts[c]) for c in train.caption_ids[:, 0]])
+        free_h = embed([number_free(held.texts[c]) for c in held.caption_ids[:, 0]])
+        xt, yt, _ = rows(train, train_vectors, free_t)
+        xh, yh, kh = rows(held, held_vectors, free_h)
+        native = float(np.median(caption_bpm(train)))
+        head = TempoHead(*fit(xt, yt, args.l2), native, args.strength, args.min_scale, args.max_scale)
+        return head, {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh[kh == 0], yh[kh == 0]),
+                      "heldout_number_free": evaluate(head, xh[kh == 1], yh[kh == 1]), "l2": args.l2,
+                      "native_bpm": native}
 
+    return heads.refit(argv, __doc__, options, fit_head)
 
 if __name__ == "__main__":
     raise SystemExit(main())

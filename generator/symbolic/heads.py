@@ -1,0 +1,95 @@
+"""The prompt heads' shared plumbing: their files inside a symbolic checkpoint, and their refit command.
+
+Why one module: the arrangement, tempo and pitch heads (:mod:`generator.symbolic.arrangement`,
+:mod:`~generator.symbolic.tempo`, :mod:`~generator.symbolic.pitch`) are each a small regression from
+the prompt's MiniLM vector, fitted in seconds on the tokenised works and their captions. They are
+stored, checked and refitted alike: a ``<name>.safetensors`` file whose SHA-256 and fit numbers live in
+the checkpoint's ``config.json``, and ``python -m generator.symbolic.<head>`` to refit one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+from typing import Callable
+
+from generator.symbolic.checkpoint import read_meta
+
+
+def save_head(directory, name: str, tensors: dict, metadata: dict, section: str, info: dict) -> str:
+    """Write a small prompt head ``name`` into checkpoint ``directory`` (atomically), and record its
+    SHA-256 under ``files`` and ``info`` under ``section`` in ``config.json``. Returns the path."""
+    from safetensors.numpy import save_file
+
+    from generator.checkpoint import _sha256
+
+    d = pathlib.Path(directory)
+    meta = read_meta(d)
+    tmp = d / (name + ".tmp")
+    save_file(tensors, str(tmp), metadata={k: repr(v) for k, v in metadata.items()})
+    tmp.replace(d / name)
+    meta["files"][name] = _sha256(d / name)
+    meta[section] = info
+    (d / "config.json.tmp").write_text(json.dumps(meta, indent=2))
+    (d / "config.json.tmp").replace(d / "config.json")
+    return str(d / name)
+
+
+def load_head(directory, name: str, digest: str | None, shapes: dict) -> tuple[dict, dict] | None:
+    """(tensors, metadata as floats) of head file ``name`` in ``directory``; None when there is none.
+    ``shapes`` names every tensor the head needs and its shape (None: any size). A file whose SHA-256
+    differs from ``digest`` (from config.json), that is not readable, or whose tensors are missing or
+    misshapen is refused with a one-line ValueError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    from generator.checkpoint import _sha256
+
+    path = pathlib.Path(directory) / name
+    if not path.is_file():
+        return None
+    if digest is not None and _sha256(path) != digest:
+        raise ValueError(f"{path} is corrupt: its SHA-256 does not match config.json")
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = {k: float(v) for k, v in (f.metadata() or {}).items()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+
+    def fits(key, shape):
+        t = tensors.get(key)
+        return t is not None and t.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, t.shape))
+
+    if not all(fits(k, shape) for k, shape in shapes.items()):
+        want = ", ".join(f"{k} {list(s)}" for k, s in shapes.items())
+        got = ", ".join(f"{k} {list(getattr(tensors.get(k), 'shape', ()))}" for k in shapes)
+        raise ValueError(f"{path}: expected {want}, got {got}".replace("None", "D"))
+    return tensors, meta
+
+
+def refit(argv, description: str, options: Callable[[argparse.ArgumentParser], None], fit: Callable) -> int:
+    """The refit command of a head: ``--data``/``--heldout`` token sets (with their cached caption
+    vectors), ``--out`` checkpoint and ``--dry-run``, plus the head's own ``options``.
+    ``fit(args, train, held, train_vectors, held_vectors) -> (head, numbers)``; the numbers are
+    printed and, unless ``--dry-run``, saved with the head."""
+    from generator.symbolic.dataset import TokenSet
+    from generator.symbolic.train import text_vectors
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="runs/symbolic/train.npz")
+    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
+    p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
+    p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
+    options(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    train, held = TokenSet(args.data), TokenSet(args.heldout)
+    head, result = fit(args, train, held, text_vectors(train, pathlib.Path(args.data).with_suffix(".vectors.npy")),
+                       text_vectors(held, pathlib.Path(args.heldout).with_suffix(".vectors.npy")))
+    result = {**result, "works": {"train": len(train), "heldout": len(held)}}
+    print(json.dumps(result, indent=2))
+    if not args.dry_run:
+        print(f"wrote {head.save(args.out, result)}")
+    return 0
