@@ -24,14 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def played_pitch_classes(gen, prompt: str, seconds: float, seed: int) -> np.ndarray:
-    from generator.interface import GenerationControls
     from generator.symbolic import tokens as tok
-    from generator.symbolic.eval import generate_midi
+    from generator.symbolic.eval import play_prompt
 
-    controls = GenerationControls(prompts=((prompt, 1.0),), guidance=gen.control_defaults["guidance"])
-    events, *_ = generate_midi(gen, controls, seconds, seed)
     out = np.zeros(12)
-    for _, d in events:
+    for _, d in play_prompt(gen, prompt, seconds, seed):
         if d[0] & 0xF0 == 0x90 and d[2] > 0 and d[0] & 0x0F != tok.DRUM_CHANNEL:
             out[d[1] % 12] += 1
     return out
@@ -49,7 +46,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from generator.symbolic.dataset import TokenSet
-    from generator.symbolic.pitch import key_of, parse_key, pitch_classes
+    from generator.symbolic.pitch import PitchHead, key_of, parse_key, pitch_classes
     from generator.symbolic.system import load
     from generator.symbolic.tempo import number_free
 
@@ -62,13 +59,9 @@ def main(argv=None) -> int:
     settings = [("off", None)]
     if head is not None:
         settings += [(f"on (strength {s:g})", s) for s in [head.strength] + (args.strength or [])]
-    base_strength = head.strength if head is not None else None
     result = {}
     for name, strength in settings:
-        gen.pitch = None if strength is None else head
-        if head is not None and strength is not None:
-            head.strength = strength
-        gen._bias_key = 0  # forget the cached biases of the other setting
+        gen.pitch = None if strength is None else PitchHead(head.weight, head.bias, strength)
         right = tonic = mode = 0
         dist = []
         for k, i in enumerate(tqdm(order, desc=f"pitch head {name}", unit="prompt")):
@@ -86,8 +79,7 @@ def main(argv=None) -> int:
         n = len(dist)
         result[name] = {"prompts": n, "key_right": right / n, "tonic_right": tonic / n, "mode_right": mode / n,
                         "pitch_class_l1_to_work": float(np.mean(dist))}
-    if head is not None:
-        head.strength = base_strength
+    gen.pitch = head
     print(f"{len(order)} held-out captions that name a key, {args.seconds:.0f} s each, seeds 0-2")
     print(f"{'pitch head':22s} {'key right':>9s} {'tonic':>7s} {'mode':>7s} {'pc L1 to work':>14s}")
     for name, r in result.items():

@@ -39,16 +39,13 @@ STYLES = ("swing jazz with drums", "rock with electric guitar and drums", "bossa
 
 def play(gen, prompt: str, seconds: float, seed: int, rate: bool = False):
     """(estimated BPM, playback speed) of ``seconds`` of ``prompt``; with ``rate``, note-ons per second."""
-    from generator.interface import GenerationControls
-    from generator.symbolic.eval import generate_midi, notes_of_midi
+    from generator.symbolic.eval import notes_of_midi, play_prompt
     from generator.symbolic.tempo import estimate_bpm
 
-    controls = GenerationControls(prompts=((prompt, 1.0),), guidance=gen.control_defaults["guidance"])
-    events, *_ = generate_midi(gen, controls, seconds, seed)
-    _, onsets = notes_of_midi(events)
+    _, onsets = notes_of_midi(play_prompt(gen, prompt, seconds, seed))
     if rate:
         return len(onsets) / seconds
-    return estimate_bpm(onsets), gen.speed_for(controls.prompts)
+    return estimate_bpm(onsets), gen.speed_for(((prompt, 1.0),))
 
 
 def main(argv=None) -> int:
@@ -77,7 +74,6 @@ def main(argv=None) -> int:
     result = {}
     for setting in ("off", "on") if head is not None else ("off",):
         gen.tempo = head if setting == "on" else None
-        gen._speed_key = 0  # forget the cached speed of the other setting
         est, speeds = [], []
         for k, text in enumerate(tqdm(prompts, desc=f"tempo head {setting}", unit="prompt")):
             e, s = play(gen, text, args.seconds, seed=k % 3)

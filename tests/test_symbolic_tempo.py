@@ -75,7 +75,7 @@ def test_tempo_change_mid_stream_keeps_time_moving_forward():
     fast_head, slow_head = fixed(1.5), fixed(0.6)
     stamps = []
     for i in range(12):
-        gen.tempo, gen._speed_key = (fast_head if (i // 3) % 2 else slow_head), 0
+        gen.tempo = fast_head if (i // 3) % 2 else slow_head
         _, state = gen.generate(state, GenerationControls(prompts=((f"prompt {i // 3}", 1.0),)), 5)
         assert gen.last_block["speed"] == gen.tempo.scale(np.zeros(384))
         base = i * 5 * 1920

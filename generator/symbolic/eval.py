@@ -85,6 +85,12 @@ def generate_midi(gen, controls: GenerationControls, seconds: float, seed: int, 
     return events, np.asarray(times), leads, tokens
 
 
+def play_prompt(gen, prompt: str, seconds: float, seed: int) -> list:
+    """The MIDI events of ``seconds`` of one prompt at the model's own default guidance (real-time path)."""
+    controls = GenerationControls(prompts=((prompt, 1.0),), guidance=gen.control_defaults["guidance"])
+    return generate_midi(gen, controls, seconds, seed)[0]
+
+
 def heldout_nll(model, config, held, vecs, batch=16, max_batches=24) -> tuple[float, float]:
     import jax
     import jax.numpy as jnp

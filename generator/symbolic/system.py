@@ -82,6 +82,16 @@ def default_soundfont() -> str:
     raise FileNotFoundError("no GM soundfont: apt-get install fluid-soundfont-gm (or set JAMGEN_SOUNDFONT)")
 
 
+@dataclasses.dataclass(frozen=True)
+class PromptHeads:
+    """The sampler's inputs from the prompt heads for one blended prompt (neutral without a head)."""
+
+    part_bias: jnp.ndarray  # [VOCAB] on PART tokens (arrangement head)
+    pitch_bias: jnp.ndarray  # [128] on melodic NOTE_ONs (pitch head)
+    allowed: np.ndarray  # bool [16]: families that may sound (arrangement head)
+    speed: float  # playback speed (tempo head)
+
+
 @dataclasses.dataclass
 class SymbolicState:
     """Everything one stream needs. ``model`` is a pytree of arrays (donated to the sampler)."""
@@ -143,6 +153,8 @@ class SymbolicSystem:
         self._outbox: list[tuple[int, bytes]] = []  # MIDI of the last block
         self._carry: list[tuple[int, bytes]] = []  # note-offs of init_state, not drained yet
         self._live: SymbolicState | None = None
+        self._heads_key: tuple | None = None  # the prompt (and heads) that _heads_value was made for
+        self._heads_value: PromptHeads | None = None
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
@@ -155,35 +167,35 @@ class SymbolicSystem:
 
     def sample_tokens(self, state: SymbolicState, controls: GenerationControls, n_chunks: int = 1) -> np.ndarray:
         """Sample ``n_chunks * chunk`` tokens into ``state`` (no decoding); for tests and eval."""
-        vec = self.bank.blend(controls.prompts)
+        return self._sample_chunks(state, controls, self.bank.blend(controls.prompts), n_chunks)
+
+    def _sample_chunks(self, state: SymbolicState, controls: GenerationControls, vec, n_chunks: int) -> np.ndarray:
         style = np.zeros((self.config.style_dim,), np.float32) if vec is None else vec
-        bias, pitch = self._biases(vec)
+        heads = self._heads(vec)
         out = []
         for _ in range(n_chunks):
             toks, state.model = self._sample(self._params, state.model, jnp.asarray(style), jnp.bool_(vec is not None),
                                              jnp.float32(controls.guidance), jnp.float32(controls.temperature),
-                                             jnp.int32(controls.top_k), bias, pitch)
+                                             jnp.int32(controls.top_k), heads.part_bias, heads.pitch_bias)
             out.append(np.asarray(toks))
         return np.concatenate(out)
 
-    def _biases(self, vec) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """The prompt heads' sampler biases: PART tokens [VOCAB] and melodic NOTE_ONs [128]."""
-        key = None if vec is None else vec.tobytes()
-        if getattr(self, "_bias_key", 0) != key:  # one head evaluation per prompt change
-            part = np.zeros((tok.VOCAB,), np.float32) if self.arrangement is None else self.arrangement.part_bias(vec)
-            pitch = np.zeros((128,), np.float32) if self.pitch is None else self.pitch.pitch_bias(vec)
-            self._bias_key, self._bias = key, (jnp.asarray(part), jnp.asarray(pitch))
-        return self._bias
+    def _heads(self, vec) -> PromptHeads:
+        """What the prompt heads make of a blended prompt vector: evaluated once per prompt (or head)
+        change, then reused by every block and chunk."""
+        key = (None if vec is None else vec.tobytes(), self.arrangement, self.tempo, self.pitch)
+        if self._heads_key != key:
+            arr, tempo, pitch = self.arrangement, self.tempo, self.pitch
+            self._heads_key, self._heads_value = key, PromptHeads(
+                part_bias=jnp.asarray(np.zeros((tok.VOCAB,), np.float32) if arr is None else arr.part_bias(vec)),
+                pitch_bias=jnp.asarray(np.zeros((128,), np.float32) if pitch is None else pitch.pitch_bias(vec)),
+                allowed=np.ones(tok.N_PARTS, bool) if arr is None else arr.allowed(vec),
+                speed=1.0 if tempo is None else tempo.scale(vec))
+        return self._heads_value
 
     def speed_for(self, prompts) -> float:
         """Playback speed for a prompt list: the tempo head's scale (1 without a head or a prompt)."""
-        if self.tempo is None:
-            return 1.0
-        vec = self.bank.blend(prompts)
-        key = None if vec is None else vec.tobytes()
-        if getattr(self, "_speed_key", 0) != key:  # one head evaluation per prompt change
-            self._speed_key, self._speed = key, self.tempo.scale(vec)
-        return self._speed
+        return self._heads(self.bank.blend(prompts)).speed
 
     # ---- style ---------------------------------------------------------------------------
     @functools.cached_property
@@ -244,14 +256,14 @@ class SymbolicSystem:
                     self._push(state, start, 0xB0, ch, 93, PART_SENDS[part][1])
                 state.programs[ch] = prog
                 self._push(state, start, 0xC0, ch, prog, 0)
-        if self.arrangement is not None:  # families the prompt no longer allows stop now
-            allowed = self.arrangement.allowed(self.bank.blend(controls.prompts))
-            for ch, pitch in list(state.active):
-                if ch != tok.DRUM_CHANNEL and not allowed[tok.channel_part(ch)]:
-                    self._push(state, start, 0x80, ch, pitch, 0)
+        vec = self.bank.blend(controls.prompts)
+        heads = self._heads(vec)
+        for ch, pitch in list(state.active):  # families the prompt no longer allows stop now
+            if ch != tok.DRUM_CHANNEL and not heads.allowed[tok.channel_part(ch)]:
+                self._push(state, start, 0x80, ch, pitch, 0)
         # 2. tokens -> events until the decoder clock is past the block end (+ lookahead), at the
         # prompt's tempo (a faster speed consumes more model time, so more tokens, per block)
-        speed = self.speed_for(controls.prompts)
+        speed = heads.speed
         timemap = state.timemap
         timemap.set_speed(speed, state.decoder.step)
         target = end + self.lookahead
@@ -262,7 +274,7 @@ class SymbolicSystem:
                 state.decoder.step = timemap.first_step_at(target)
                 state.forced += 1
                 break
-            for t in self.sample_tokens(state, controls):
+            for t in self._sample_chunks(state, controls, vec, 1):
                 ev = state.decoder.feed(int(t))
                 if ev is not None:
                     self._schedule(state, ev, start)
