@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 import generator
 from generator.interface import GenerationControls
@@ -73,23 +72,6 @@ def test_banned_family_stops_sounding_at_the_next_block():
     gen.generate(state, controls, 1)
     assert (tok.part_channel(5), 64) not in state.active
     assert (0, bytes([0x80 | tok.part_channel(5), 64, 0])) in gen.drain_midi()
-
-
-def test_head_file_round_trip_and_corruption(tmp_path):
-    head = only([DRUMS])
-    (tmp_path / "config.json").write_text(json.dumps({"format": "jamgen-symbolic", "version": 1, "files": {}}))
-    head.save(tmp_path, {"heldout": {"rows": 1}})
-    meta = json.loads((tmp_path / "config.json").read_text())
-    digest = meta["files"][FILE]
-    assert meta['arrangement']["heldout"] == {"rows": 1}  # the fit's numbers travel with the checkpoint
-    back = Arrangement.load(tmp_path, digest)
-    assert np.array_equal(back.bias, head.bias) and back.floor == head.floor
-    assert Arrangement.load(tmp_path / "nowhere") is None
-    blob = bytearray((tmp_path / FILE).read_bytes())
-    blob[-3] ^= 0xFF
-    (tmp_path / FILE).write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="corrupt"):
-        Arrangement.load(tmp_path, digest)
 
 
 def test_shipped_head_follows_plain_english():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 import generator
 from generator.interface import GenerationControls
@@ -71,21 +70,6 @@ def test_sampler_bends_melodic_notes_only():
     assert drums and set(drums) - {0, 4, 7}  # the kit's "pitches" are instruments: untouched
     plain, _ = notes(None)
     assert np.isin(plain, [0, 4, 7]).mean() < 0.8  # without the head other pitch classes play (can fail)
-
-
-def test_head_file_round_trip_and_corruption(tmp_path):
-    head = only([2, 5, 9])
-    (tmp_path / "config.json").write_text(json.dumps({"format": "jamgen-symbolic", "version": 1, "files": {}}))
-    head.save(tmp_path, {"heldout": {"rows": 1}})
-    meta = json.loads((tmp_path / "config.json").read_text())
-    back = PitchHead.load(tmp_path, meta["files"][FILE])
-    assert np.array_equal(back.bias, head.bias) and meta["pitch"]["heldout"] == {"rows": 1}
-    assert PitchHead.load(tmp_path / "nowhere") is None
-    blob = bytearray((tmp_path / FILE).read_bytes())
-    blob[-3] ^= 0xFF
-    (tmp_path / FILE).write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="corrupt"):
-        PitchHead.load(tmp_path, meta["files"][FILE])
 
 
 def test_shipped_head_reads_key_names():

@@ -84,23 +84,6 @@ def test_tempo_change_mid_stream_keeps_time_moving_forward():
     assert min(state.leads) >= 0  # no event was ever scheduled before the block it was made in
 
 
-def test_head_file_round_trip_and_corruption(tmp_path):
-    head = fixed(1.3)
-    (tmp_path / "config.json").write_text(json.dumps({"format": "jamgen-symbolic", "version": 1, "files": {}}))
-    head.save(tmp_path, {"heldout": {"rows": 1}})
-    meta = json.loads((tmp_path / "config.json").read_text())
-    digest = meta["files"][FILE]
-    assert meta['tempo']["heldout"] == {"rows": 1}  # the fit's numbers travel with the checkpoint
-    back = TempoHead.load(tmp_path, digest)
-    assert back.native_bpm == 100.0 and back.scale(np.ones(384)) == pytest.approx(1.3)
-    assert TempoHead.load(tmp_path / "nowhere") is None
-    blob = bytearray((tmp_path / FILE).read_bytes())
-    blob[-3] ^= 0xFF
-    (tmp_path / FILE).write_bytes(bytes(blob))
-    with pytest.raises(ValueError, match="corrupt"):
-        TempoHead.load(tmp_path, digest)
-
-
 def test_judge_finds_the_tempo_of_a_drum_pattern():
     for bpm in (80.0, 100.0, 132.0, 160.0):
         beat = 60.0 / bpm
