@@ -301,7 +301,8 @@ class SymbolicSystem:
         ``init_state`` issues for notes still sounding come at offset 0, from the first drain
         after it (before or after the next ``generate``).
         Messages: note-on/off (0x90/0x80), program change (0xC0), and pan, reverb and chorus sends
-        (0xB0: CC10, CC91, CC93; once per channel after each reset) on channels 0-15, channel 9 = drums. Call after every ``generate``; undrained messages are dropped by the next one."""
+        (0xB0: CC10, CC91, CC93; once per channel after each reset) on channels 0-15, channel 9 =
+        drums. Call after every ``generate``; undrained messages are dropped by the next one."""
         out = self._outbox + self._carry
         self._outbox, self._carry = [], []
         return out
