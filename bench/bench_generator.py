@@ -45,7 +45,7 @@ def main():
     import jax
 
     import generator
-    from generator.interface import FRAME_RATE, GenerationControls
+    from generator.core.contract import FRAME_RATE, GenerationControls
 
     gen = generator.load(args.preset)
     t_load = time.perf_counter() - t0

@@ -66,7 +66,7 @@ def main():
 
     import generator
     from generator.backends import magenta_rt2
-    from generator.interface import GenerationControls
+    from generator.core.contract import GenerationControls
 
     controls = GenerationControls(prompts=(("bossa nova guitar", 0.7), ("deep house drums", 0.3)))
     print(f"jax {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind})")

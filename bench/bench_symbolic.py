@@ -25,7 +25,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from generator.interface import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.contract import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
 from generator.symbolic import tokens as tok
 
 PROMPTS = ["bossa nova with nylon guitar and brushed drums", "fast swing jazz with walking bass and piano",

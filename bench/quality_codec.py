@@ -113,9 +113,10 @@ def lowpass(clips, hz: float = 4000):
 def load_codec(path, preset_name: str):
     from flax import nnx
 
-    from generator import checkpoint
-    from generator.codec import Codec
-    from generator.config import preset
+    from generator.audio import checkpoint
+    from generator.core.checkpoint import assign
+    from generator.audio.codec import Codec
+    from generator.audio.config import preset
 
     if path is None:
         return Codec(preset(preset_name).codec, rngs=nnx.Rngs(preset(preset_name).seed))
@@ -124,7 +125,7 @@ def load_codec(path, preset_name: str):
     codec = nnx.eval_shape(lambda: Codec(cfg, rngs=nnx.Rngs(0)))
     from safetensors.numpy import load_file
 
-    checkpoint.assign(codec, load_file(str(p / "codec.safetensors")), str(p))
+    assign(codec, load_file(str(p / "codec.safetensors")), str(p))
     return codec
 
 

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from generator.interface import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls  # noqa: E402
+from generator.core.contract import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls  # noqa: E402
 
 # Ten contrasting pairs (genre, instrumentation, tempo, drums or not), in plain musicians' words.
 PAIRS = [
@@ -61,7 +61,7 @@ class Judge:
     """The trained style model of a native checkpoint, used only to embed text and audio."""
 
     def __init__(self, checkpoint_dir: str):
-        from generator.system import load
+        from generator.audio.system import load
 
         self.system = load(checkpoint_dir)
 
@@ -95,7 +95,7 @@ def render(gen, prompt, seconds, guidance=None, temperature=None, seed=0, block_
 def section_ce(model_dir, tokens_path):
     import jax.numpy as jnp
 
-    from generator.system import load
+    from generator.audio.system import load
     from generator.train.lm import evaluate, heldout_windows
 
     system = load(model_dir)

@@ -31,7 +31,7 @@ from generator.train import rundir  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from generator.config import preset  # noqa: E402
+from generator.audio.config import preset  # noqa: E402
 
 # Function words and note letters are not "content": they carry no style vocabulary.
 FUNCTION_WORDS = {"a", "an", "and", "the", "of", "in", "with", "on", "at", "by", "for", "to", "no", "plus",
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     cfg = preset(state.get("preset", "tiny")).style
     cache = pathlib.Path(a.cache)
 
-    from generator.text_encoder import TextEncoder
+    from generator.core.text_encoder import TextEncoder
 
     encoder = TextEncoder(cfg.text_max_len)
     held = ts.Heldout(a.heldout, cfg.n_mels, cache, encoder)

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import soundfile
 
-    from generator.system import load
+    from generator.audio.system import load
 
     out_dir = Path(args.keep or tempfile.mkdtemp(prefix="jamgen-check-"))
     out_dir.mkdir(parents=True, exist_ok=True)

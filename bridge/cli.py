@@ -226,7 +226,7 @@ def cmd_render(parser, args) -> int:
     from tqdm import tqdm
 
     import generator as generators
-    from generator.interface import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, check_audio
+    from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, check_audio
 
     _check_common(parser, args)
     if not 0 < args.duration <= 3600:

@@ -21,7 +21,7 @@ import re
 import threading
 from typing import Any, Callable, Iterable
 
-from generator.interface import GenerationControls
+from generator.core.contract import GenerationControls
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from bridge.engine import Engine
 from bridge.jack_io import JackOutput, ring_buffer
 from bridge.osc import OscServer
 from bridge.recorder import Recorder
-from generator.interface import FRAME_RATE, SAMPLE_RATE
+from generator.core.contract import FRAME_RATE, SAMPLE_RATE
 
 log = logging.getLogger("jamgen")
 

@@ -31,7 +31,7 @@ import jack
 
 from bridge.controls import ControlSnapshot, ControlStore
 from bridge.jack_io import BYTES_PER_FRAME
-from generator.interface import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
+from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Engine:
     """Runs ``generator`` continuously into ``audio_rb`` under the controls of ``store``.
 
     Args:
-      generator: anything implementing :class:`generator.interface.Generator`.
+      generator: anything implementing :class:`generator.core.contract.Generator`.
       store: the live controls.
       audio_rb: the ring buffer the JACK callback reads (single writer: this engine).
       block_frames: frames (40 ms each) generated per call; latency/overhead trade-off.

@@ -29,7 +29,7 @@ import numpy as np
 
 import jack
 
-from generator.interface import CHANNELS, SAMPLE_RATE
+from generator.core.contract import CHANNELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import soundfile
 
 import jack
 
-from generator.interface import CHANNELS, SAMPLE_RATE
+from generator.core.contract import CHANNELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,12 @@
-"""jamgen's music generators behind one small interface (see :mod:`generator.interface`).
+"""jamgen's music generators behind one small interface (see :mod:`generator.core.contract`).
 
 ``load(spec)`` is the only entry point the daemon and the CLI use:
 
 - a preset name (``tiny``, ...) or a checkpoint directory (``config.json`` + ``*.safetensors``):
-  the native JAX/Flax model of :mod:`generator.system`;
-- ``python:package.module:factory``: any object implementing the interface, built by calling
-  ``factory()`` (used by the tests' deterministic generator and by third-party backends);
+  the audio-token family, :mod:`generator.audio.system`;
+- ``python:package.module:factory``: any object implementing the contract, built by calling
+  ``factory()`` (used by the tests' deterministic generator and by third-party backends); an object
+  that does not subclass :class:`generator.core.contract.Generator` is wrapped by ``adapt``;
 - ``magenta:mrt2_small`` / ``magenta:mrt2_base``: the official Magenta RealTime 2 weights through
   the optional ``magenta-rt`` package (:mod:`generator.backends.magenta_rt2`). The bare names
   ``mrt2_small`` / ``mrt2_base`` stay jamgen's own random-weight presets of the same shapes;
@@ -19,13 +20,14 @@ import importlib
 import os
 import sys
 
-from generator.interface import (  # noqa: F401  (re-exported)
+from generator.core.contract import (  # noqa: F401  (re-exported)
     CHANNELS,
     FRAME_RATE,
     FRAME_SAMPLES,
     SAMPLE_RATE,
     GenerationControls,
     Generator,
+    adapt,
     check_audio,
 )
 
@@ -48,10 +50,10 @@ def _load_python(spec: str) -> Generator:
         factory = getattr(module, attr)
     except (ImportError, AttributeError) as err:
         raise ModelLoadError(f"cannot import generator {target!r}: {err}") from err
-    gen = factory()
-    if not isinstance(gen, Generator):
-        raise ModelLoadError(f"{target!r} did not return an object with init_state/generate/embed_style")
-    return gen
+    try:
+        return adapt(factory())
+    except TypeError:
+        raise ModelLoadError(f"{target!r} did not return an object with init_state/generate/embed_style") from None
 
 
 def _load_magenta(spec: str) -> Generator:
@@ -90,7 +92,7 @@ def load(spec: str = DEFAULT_MODEL) -> Generator:
         return _load_magenta(spec)
     if spec.startswith("symbolic") or _is_symbolic_dir(spec):
         return _load_symbolic(spec)
-    from generator import system  # heavy (jax): imported only when a native model is asked for
+    from generator.audio import system  # heavy (jax): imported only when a native model is asked for
 
     try:
         return system.load(spec)

@@ -11,7 +11,7 @@ import pathlib
 
 from generator.backends import magenta_assets
 
-NATIVE_CHECKPOINTS = pathlib.Path(__file__).parent / "checkpoints"
+NATIVE_CHECKPOINTS = pathlib.Path(__file__).resolve().parent / "checkpoints"  # = core.checkpoint.SHIPPED (no JAX import here)
 # The presets of generator.symbolic.model (named here so that listing models imports no JAX).
 SYMBOLIC_NAMES = ("symbolic", "symbolic-tiny")
 
@@ -32,7 +32,7 @@ def list_models() -> list[dict]:
     (loadable now), ``weights`` (``trained`` | ``random`` | ``missing``), ``description``,
     ``missing`` (absolute paths of the files it lacks), ``fetch`` (commands that fetch them).
     """
-    from generator.config import PRESETS
+    from generator.audio.config import PRESETS
 
     models = []
     for name in [*SYMBOLIC_NAMES, *PRESETS]:

@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export JACK_NO_START_SERVER=1 JAX_PLATFORMS=${JAX_PLATFORMS:-cpu}
-export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$HOME/.cache/jamgen/jax}
 args=(--record jamgen-demo.wav)
 if ! jack_lsp >/dev/null 2>&1; then
   export JACK_DEFAULT_SERVER=jamgen-demo

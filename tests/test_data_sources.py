@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from generator.data import gm, sources as S
+from generator.core import gm
+from generator.data import sources as S
 
 
 def _require_mma():

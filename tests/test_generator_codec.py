@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from generator.codec import Codec
-from generator import config as presets
+from generator.audio.codec import Codec
+from generator.audio import config as presets
 from generator.train import codec_step, make_optimizer, spectral_distance
 
 SR = 48_000

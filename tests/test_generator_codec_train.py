@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator import config as presets
-from generator.codec import Codec
+from generator.audio import config as presets
+from generator.audio.codec import Codec
 from generator.train import codec_ae_step, magnitude, make_optimizer, spectral_distance
 from generator.train import codec as tc
 from generator.train import rundir

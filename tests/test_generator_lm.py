@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from generator import config as presets
-from generator import sampling
-from generator.lm import Depthformer
+from generator.audio import config as presets
+from generator.core import sampling
+from generator.audio.lm import Depthformer
 from generator.train import lm_step, make_optimizer
 
 CFG = presets.test().lm

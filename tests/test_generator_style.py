@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from generator import config as presets
-from generator.style import StyleModel, clips_of, info_nce, to_mono_16k
-from generator.text_encoder import TextEncoder, model_dir
+from generator.audio import config as presets
+from generator.audio.style import StyleModel, clips_of, info_nce, to_mono_16k
+from generator.core.text_encoder import TextEncoder, model_dir
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import generator
-from generator import config as presets
-from generator.interface import GenerationControls, Generator, check_audio
-from generator.system import System, load
+from generator.audio import config as presets
+from generator.core.contract import GenerationControls, Generator, check_audio
+from generator.audio.system import System, load
 
 TOK_A = np.asarray([1, 2, 3, 4], np.int32)
 TOK_B = np.asarray([900, 800, 700, 600], np.int32)
@@ -127,7 +127,7 @@ def test_preset_sizes():
     import jax
     from flax import nnx
 
-    from generator.lm import Depthformer
+    from generator.audio.lm import Depthformer
 
     def count(cfg):
         model = nnx.eval_shape(lambda: Depthformer(cfg.lm, rngs=nnx.Rngs(0)))

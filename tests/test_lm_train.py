@@ -9,12 +9,12 @@ import pytest
 from flax import nnx
 from safetensors.numpy import save_file
 
-from generator import checkpoint
-from generator.codec import Codec
-from generator.config import preset
-from generator.interface import GenerationControls
-from generator.style import StyleModel
-from generator.system import load
+from generator.core import checkpoint
+from generator.audio.codec import Codec
+from generator.audio.config import preset
+from generator.core.contract import GenerationControls
+from generator.audio.style import StyleModel
+from generator.audio.system import load
 from generator.train import lm as tl
 
 

@@ -19,7 +19,7 @@ import pytest
 import generator
 from generator import models
 from generator.backends import magenta_assets
-from generator.interface import FRAME_SAMPLES, GenerationControls, check_audio
+from generator.core.contract import FRAME_SAMPLES, GenerationControls, check_audio
 
 SKIP_REASON = "magenta-rt is not installed (pip install 'magenta-rt==2.0.3'); MRT2 backend tests skipped"
 
@@ -134,7 +134,7 @@ def test_prompts_blend_in_embedding_space_and_tokenize(gen):
     first, _ = gen.frame_conditioning(GenerationControls())  # no prompt: unconditional
     assert _split(gen, first)["mulan_tokens_25hz"] == [-1] * 12
     np.testing.assert_allclose(np.linalg.norm(gen.embed_style("techno")), 1.0, rtol=1e-5)
-    assert "techno" in gen._embeddings  # cached per text
+    assert gen.bank.vector("techno") is gen.bank.vector("techno")  # cached per text
 
 
 def test_notes_become_the_piano_roll(gen, mrt):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from flax import nnx
 
-from generator.config import preset
+from generator.audio.config import preset
 from generator.train import rundir
 from generator.train import style as train_style
 
@@ -43,7 +43,7 @@ def test_trainer_runs_resumes_and_exports(tmp_path):
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 2, 3, 4, 5]
     assert json.loads((out / "state.json").read_text())["step"] == 5
 
-    from generator.system import System
+    from generator.audio.system import System
 
     system = System(preset("test"))
     before = system.embed_style("jazz").copy()

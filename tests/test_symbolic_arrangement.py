@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 import generator
-from generator.interface import GenerationControls
+from generator.core.contract import GenerationControls
 from generator.symbolic import tokens as tok
 from generator.symbolic.arrangement import FILE, NEG, Arrangement, parts_present
 from generator.symbolic.model import PRESETS

@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 import generator
-from generator.interface import GenerationControls
+from generator.core.contract import GenerationControls
 from generator.symbolic import tokens as tok
 from generator.symbolic.eval import generate_midi
 from generator.symbolic.pitch import FILE, MAJOR, MINOR, PitchHead, key_of, parse_key, pitch_classes

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import generator
-from generator.interface import FRAME_SAMPLES, GenerationControls, Generator
+from generator.core.contract import FRAME_SAMPLES, GenerationControls, Generator
 from generator.symbolic import tokens as tok
 from generator.symbolic.model import PRESETS, grammar_mask, update_struck
 from generator.symbolic.system import SymbolicSystem

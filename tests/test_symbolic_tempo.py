@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import generator
-from generator.interface import GenerationControls
+from generator.core.contract import GenerationControls
 from generator.symbolic.eval import generate_midi
 from generator.symbolic.system import CHECKPOINTS, STEP_SAMPLES, SymbolicSystem
 from generator.symbolic.tempo import FILE, TempoHead, TimeMap, estimate_bpm, number_free

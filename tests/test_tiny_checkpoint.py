@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from generator.interface import GenerationControls
+from generator.core.contract import GenerationControls
 from generator.models import list_models
 
 CKPT = pathlib.Path(__file__).resolve().parents[1] / "generator" / "checkpoints" / "tiny"
@@ -15,7 +15,7 @@ CKPT = pathlib.Path(__file__).resolve().parents[1] / "generator" / "checkpoints"
 
 @pytest.fixture(scope="module")
 def tiny():
-    from generator.system import load
+    from generator.audio.system import load
 
     return load("tiny")
 

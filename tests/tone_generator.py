@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from generator.interface import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.contract import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
 
 
 @dataclasses.dataclass
@@ -29,9 +29,7 @@ class ToneState:
     frame: int = 0
 
 
-class ToneGenerator:
-    sample_rate = SAMPLE_RATE
-    frame_samples = FRAME_SAMPLES
+class ToneGenerator(Generator):
 
     def __init__(self):
         self.calls = 0
@@ -71,6 +69,7 @@ def factory() -> ToneGenerator:
 
 class NoteToneGenerator(ToneGenerator):
     control_defaults = {"guidance": 1.5}  # as a model that documents its own default would
+    makes_notes = True
 
     def __init__(self):
         super().__init__()

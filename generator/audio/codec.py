@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator.config import CodecConfig
-from generator.rvq import RVQ
+from generator.audio.config import CodecConfig
+from generator.audio.rvq import RVQ
 
 SUB = 4  # STFT frames per token frame (1920 / 480)
 

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from generator import sampling
-from generator.config import LMConfig
-from generator.layers import Stack, window_mask
+from generator.core import sampling
+from generator.audio.config import LMConfig
+from generator.core.layers import Stack, window_mask
 
 
 class Depthformer(nnx.Module):

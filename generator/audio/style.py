@@ -2,28 +2,26 @@
 
 Why: the LM is conditioned on a handful of discrete style tokens per frame, and users steer with
 weighted text prompts (and audio clips). The text tower is the frozen pretrained MiniLM
-(:mod:`generator.text_encoder`) plus a learned projection; the audio tower is a small network on
+(:mod:`generator.core.text_encoder`) plus a learned projection; the audio tower is a small network on
 16 kHz mono log-mel frames of 10 s clips: 8-frame patches (80 ms, 12.5 Hz) projected to the tower
 width, then depthwise dilated temporal convolutions (receptive field ~2.5 s, so it can hear rhythm
 and tempo), each followed by a per-step MLP, then mean+std pooling over time (and a mean over
 clips). Both are L2-normalised and trained together with a symmetric InfoNCE loss
 (:func:`info_nce`); the trainer is :mod:`generator.train.style`. Prompt blending is the
-normalised weighted mean of the prompts' embeddings, re-tokenised (:class:`StyleBank`).
+weighted mean of the prompts' embeddings, re-tokenised (:class:`generator.core.prompts.PromptBank`).
 """
 
 from __future__ import annotations
 
-import collections
-import threading
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator.codec import FrameMLP
-from generator.config import StyleConfig
-from generator.rvq import RVQ
+from generator.audio.codec import FrameMLP
+from generator.audio.config import StyleConfig
+from generator.audio.rvq import RVQ
 
 STYLE_RATE = 16_000
 CLIP_SECONDS = 10.0
@@ -136,52 +134,3 @@ def clips_of(audio16k: np.ndarray) -> np.ndarray:
     return out
 
 
-class StyleBank:
-    """Embedding cache per prompt text and blended-token cache per prompt set (thread-safe).
-
-    ``embed_text`` is the slow part (MiniLM); blending and re-tokenising are cheap, so moving a
-    weight only re-blends cached vectors.
-    """
-
-    def __init__(self, embed_texts, tokenize, cache_size: int = 256):
-        self._embed_texts, self._tokenize = embed_texts, tokenize
-        self._vectors: dict[str, np.ndarray] = {}
-        self._tokens: collections.OrderedDict = collections.OrderedDict()
-        self._lock = threading.Lock()
-        self._cache_size = cache_size
-
-    def vector(self, text: str) -> np.ndarray:
-        with self._lock:
-            if text in self._vectors:
-                return self._vectors[text]
-        vec = np.asarray(self._embed_texts([text])[0])
-        with self._lock:
-            self._vectors[text] = vec
-        return vec
-
-    def put(self, key: str, vector: np.ndarray):
-        """Register a vector under a name (e.g. an audio prompt ``audio:<path>``)."""
-        with self._lock:
-            self._vectors[key] = np.asarray(vector, np.float32)
-
-    def blend(self, prompts) -> np.ndarray | None:
-        """Normalised weighted mean of the prompts' vectors; None when there is no prompt."""
-        active = [(t, w) for t, w in prompts if w > 0]
-        if not active:
-            return None
-        total = sum(w for _, w in active)
-        return sum(self.vector(t) * (w / total) for t, w in active).astype(np.float32)
-
-    def tokens(self, prompts) -> np.ndarray | None:
-        key = tuple(prompts)
-        with self._lock:
-            if key in self._tokens:
-                self._tokens.move_to_end(key)
-                return self._tokens[key]
-        vec = self.blend(prompts)
-        toks = None if vec is None else np.asarray(self._tokenize(vec), np.int32)
-        with self._lock:
-            self._tokens[key] = toks
-            while len(self._tokens) > self._cache_size:
-                self._tokens.popitem(last=False)
-        return toks

@@ -25,23 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator import checkpoint
-from generator.codec import Codec, as_batch
-from generator.config import PRESETS, SystemConfig, preset
-from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
-from generator.lm import Depthformer
-from generator.style import StyleBank, StyleModel, clips_of, to_mono_16k
-from generator import snapshots
+from generator.audio import checkpoint
+from generator.core.checkpoint import key_of
+from generator.audio.codec import Codec, as_batch
+from generator.audio.config import PRESETS, SystemConfig, preset
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
+from generator.core.prompts import PromptBank
+from generator.audio.lm import Depthformer
+from generator.audio.style import StyleModel, clips_of, to_mono_16k
+from generator.core import snapshots
+from generator.core.checkpoint import SHIPPED as CHECKPOINTS
+from generator.core.runtime import enable_compile_cache
 
 log = logging.getLogger(__name__)
-CHECKPOINTS = pathlib.Path(__file__).parent / "checkpoints"
 _warned: set[str] = set()
 
 
-class System:
-    sample_rate = SAMPLE_RATE
-    frame_samples = FRAME_SAMPLES
-
+class System(Generator):
     def __init__(self, config: SystemConfig, directory=None, files=None):
         self.config = config
 
@@ -60,7 +60,7 @@ class System:
         self._graph, self._params = nnx.split((self.codec, self.lm))
         self._style_graph, self._style_params = nnx.split(self.style)
         self._gen = jax.jit(self._generate_fn, static_argnames=("frames",), donate_argnums=(1,))
-        self.bank = StyleBank(self._embed_texts, self._tokenize)
+        self.bank = self.new_prompt_bank()
 
     # ---- hot path ------------------------------------------------------------------------
     def _generate_fn(self, params, state, style, guidance, temperature, top_k, *, frames):
@@ -92,7 +92,7 @@ class System:
     def style_tokens(self, prompts) -> np.ndarray:
         """The LM's style tokens for a prompt list (all MASK = unconditional when empty)."""
         lm = self.config.lm
-        toks = self.bank.tokens(prompts)
+        toks = self.bank.derived(prompts)
         if toks is None:
             return np.full((lm.style_levels,), lm.codebook_size, np.int32)
         return toks[: lm.style_levels].astype(np.int32)
@@ -124,9 +124,13 @@ class System:
         assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
 
     # ---- style ---------------------------------------------------------------------------
+    def new_prompt_bank(self) -> PromptBank:
+        """Empty prompt caches over the current style weights (a trainer swapping them makes a new one)."""
+        return PromptBank(self._embed_texts, lambda vec: np.asarray(self._tokenize(vec), np.int32))
+
     @functools.cached_property
     def text_encoder(self):
-        from generator.text_encoder import TextEncoder
+        from generator.core.text_encoder import TextEncoder
 
         return TextEncoder(self.config.style.text_max_len)
 
@@ -203,7 +207,7 @@ class System:
         from safetensors.numpy import save_file
 
         leaves, _ = jax.tree_util.tree_flatten_with_path(state)
-        save_file({checkpoint._key(p): np.asarray(v) for p, v in leaves}, str(path),
+        save_file({key_of(p): np.asarray(v) for p, v in leaves}, str(path),
                   metadata={"model": self.config.name})
 
     def load_state(self, path):
@@ -212,12 +216,12 @@ class System:
         tensors = load_file(str(path))
         leaves, treedef = jax.tree_util.tree_flatten_with_path(self.init_state(0))
         try:
-            new = [jnp.asarray(tensors[checkpoint._key(p)]) for p, _ in leaves]
+            new = [jnp.asarray(tensors[key_of(p)]) for p, _ in leaves]
         except KeyError as err:
             raise ValueError(f"{path} is not a state of model {self.config.name!r}: missing {err}") from err
         for (p, old), arr in zip(leaves, new):
             if old.shape != arr.shape or old.dtype != arr.dtype:
-                raise ValueError(f"{path}: {checkpoint._key(p)} has shape {arr.shape}, expected {old.shape}")
+                raise ValueError(f"{path}: {key_of(p)} has shape {arr.shape}, expected {old.shape}")
         return jax.tree_util.tree_unflatten(treedef, new)
 
     def save(self, directory):
@@ -233,16 +237,6 @@ def _read_audio(audio_or_path):
         data, rate = soundfile.read(str(audio_or_path), dtype="float32", always_2d=True)
         return data, rate
     return np.asarray(audio_or_path, np.float32), SAMPLE_RATE
-
-
-def enable_compile_cache():
-    """Use the persistent XLA cache (``JAX_COMPILATION_CACHE_DIR``, default ~/.cache/jamgen/xla)."""
-    if jax.config.jax_compilation_cache_dir:
-        return
-    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(pathlib.Path.home() / ".cache/jamgen/xla")
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def load(spec: str) -> System:

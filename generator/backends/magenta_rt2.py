@@ -1,5 +1,5 @@
 """The official Magenta RealTime 2 model (PyPI ``magenta-rt``, JAX path) behind jamgen's
-:class:`generator.interface.Generator` contract.
+:class:`generator.core.contract.Generator` contract.
 
 Why not just call ``magenta_rt.MagentaRT2Jax``: that class loads weights in its constructor
 (there is no random-init path, so nothing could be tested without the multi-GB checkpoints),
@@ -46,7 +46,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # before jax in
 import numpy as np
 
 from generator.backends import magenta_assets as assets
-from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator, normalise_prompts
 
 try:
     import magenta_rt  # noqa: F401  (puts the vendored sequence_layers on sys.path)
@@ -62,7 +62,8 @@ except ImportError as err:  # one line, with the fix
 
 import jax
 import jax.numpy as jnp
-from generator import snapshots
+from generator.core import snapshots
+from generator.core.prompts import PromptBank
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def build_sampler(model: mrt_model.MagentaRT2ModelBase) -> MagentaRT2Sampler:
     return MagentaRT2Sampler.Config(depthformer=model.depthformer_config(), spectrostream=codec).make()
 
 
-class MagentaRT2Generator:
+class MagentaRT2Generator(Generator):
     """An MRT2 model under jamgen's Generator interface (see the module docstring).
 
     Args:
@@ -172,9 +173,6 @@ class MagentaRT2Generator:
         the official C++ apps); the rest are masked.
     """
 
-    sample_rate = SAMPLE_RATE
-    frame_samples = FRAME_SAMPLES
-
     def __init__(self, model, params, style_model, *, name: str = "mrt2", use_mapper: bool = False,
                  style_levels: int = 12):
         self.name = name
@@ -185,9 +183,8 @@ class MagentaRT2Generator:
         self._style_levels = style_levels
         self._sampler = build_sampler(model)
         self._channels = model.input_num_channels
-        self._embeddings: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-        self._last_blend: tuple[Any, list[int] | None] = (None, None)
-        self._embed_lock = threading.Lock()
+        self._embed_lock = threading.Lock()  # TFLite interpreters are not thread-safe
+        self.bank = PromptBank(self._embed_texts, self._tokens_of, cache_size=256)
         self._notes_lock = threading.Lock()
         self._held: set[int] = set()
         self._fresh: set[int] = set()  # note-ons not yet seen by a generated frame
@@ -259,17 +256,22 @@ class MagentaRT2Generator:
 
     def embed_style(self, text: str) -> np.ndarray:
         """MusicCoCa's 768-d embedding of ``text``, L2-normalised (cached per text)."""
-        with self._embed_lock:  # TFLite interpreters and the cache are not thread-safe
-            emb = self._embeddings.get(text)
-            if emb is None:
+        return self.bank.vector(text).copy()
+
+    def _embed_texts(self, texts) -> np.ndarray:
+        with self._embed_lock:
+            out = []
+            for text in texts:
                 emb = np.asarray(self._style.embed(text, use_mapper=self._use_mapper), np.float32).reshape(-1)
-                emb = emb / max(float(np.linalg.norm(emb)), 1e-12)
-                self._embeddings[text] = emb
-                if len(self._embeddings) > 256:  # bounded: prompts typed live accumulate
-                    self._embeddings.popitem(last=False)
-            else:
-                self._embeddings.move_to_end(text)
-            return emb.copy()
+                out.append(emb / max(float(np.linalg.norm(emb)), 1e-12))
+            return np.stack(out)
+
+    def _tokens_of(self, blend: np.ndarray) -> list[int]:
+        with self._embed_lock:
+            tokens = np.asarray(self._style.tokenize(np.asarray(blend, np.float32))).reshape(-1)
+        levels = MUSICCOCA.rvq_truncation_level
+        tokens = [int(t) for t in tokens[:levels]]
+        return tokens[: self._style_levels] + [MASKED] * (levels - self._style_levels)
 
     def warmup(self):
         """Runs one frame on a throwaway state, so the first live block pays no first-call cost
@@ -280,22 +282,8 @@ class MagentaRT2Generator:
     def style_tokens(self, prompts: tuple[tuple[str, float], ...]) -> list[int] | None:
         """The 12 MusicCoCa RVQ ids (0..1023) of the weighted blend of ``prompts``; the levels past
         ``style_levels`` are -1. None when there is no prompt (unconditional). The last result
-        is reused while the prompts and weights do not change."""
-        prompts = tuple((t, float(w)) for t, w in prompts if t and w > 0)
-        if not prompts:
-            return None
-        if self._last_blend[0] == prompts:
-            return self._last_blend[1]
-        weights = np.asarray([w for _, w in prompts], np.float32)
-        weights /= weights.sum()
-        blend = sum(w * self.embed_style(t) for (t, _), w in zip(prompts, weights))
-        with self._embed_lock:
-            tokens = np.asarray(self._style.tokenize(np.asarray(blend, np.float32))).reshape(-1)
-        levels = MUSICCOCA.rvq_truncation_level
-        tokens = [int(t) for t in tokens[:levels]]
-        tokens = tokens[: self._style_levels] + [MASKED] * (levels - self._style_levels)
-        self._last_blend = (prompts, tokens)
-        return tokens
+        is cached per prompt set (:class:`generator.core.prompts.PromptBank`)."""
+        return self.bank.derived(normalise_prompts(prompts))
 
     def frame_conditioning(self, controls: GenerationControls) -> tuple[np.ndarray, np.ndarray]:
         """The conditioning ids of the first frame of a call and of the frames after it.
@@ -364,7 +352,7 @@ class MagentaRT2Generator:
 def _compile_cache():
     """jamgen's persistent XLA cache: the MRT2 step takes minutes to compile for mrt2_base,
     and a daemon restart should not pay that again."""
-    from generator.system import enable_compile_cache
+    from generator.core.runtime import enable_compile_cache
 
     enable_compile_cache()
 

@@ -1,9 +1,15 @@
 """The small contract between the daemon and any music generator.
 
-The daemon (``bridge.engine``) knows nothing about models: it only calls the three methods of
-:class:`Generator`, once per block, from one generation thread. Everything a generator needs
-from the live controls arrives as one immutable :class:`GenerationControls` per call, so the
-generator never reads shared mutable state.
+The daemon (``bridge.engine``) knows nothing about models: it only calls the methods of
+:class:`Generator`, once per block, from one generation thread. Everything a generator needs from
+the live controls arrives as one immutable :class:`GenerationControls` per call, so the generator
+never reads shared mutable state.
+
+Why a base class and not a Protocol: a generator's optional features (a warm-up, documented start-up
+controls, a preferred pre-buffer, MIDI notes) are declared here with neutral defaults, so the daemon
+reads them as plain attributes and never probes with ``getattr``; a wrapper (a remote generator, a
+recorder of a generator, a test double) overrides exactly what it changes. Objects written against
+the older duck-typed contract are wrapped by :func:`adapt`, the one place that probes.
 
 Audio contract: 48 kHz, stereo, float32 in [-1, 1], ``frames * FRAME_SAMPLES`` samples per call
 (one frame = 40 ms = 1920 samples, the 25 Hz token rate of Magenta RT / SpectroStream).
@@ -11,8 +17,9 @@ Audio contract: 48 kHz, stereo, float32 in [-1, 1], ``frames * FRAME_SAMPLES`` s
 
 from __future__ import annotations
 
+import abc
 import dataclasses
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -20,6 +27,17 @@ SAMPLE_RATE = 48_000
 FRAME_RATE = 25
 FRAME_SAMPLES = SAMPLE_RATE // FRAME_RATE  # 1920
 CHANNELS = 2
+DEFAULT_PREBUFFER_SECONDS = 0.3
+
+
+def normalise_prompts(prompts) -> tuple[tuple[str, float], ...]:
+    """Active prompts with weights summing to 1: empty texts and weights <= 0 are dropped.
+
+    This is the only place prompt weights are normalised; blending code may rely on it.
+    """
+    active = [(str(t), float(w)) for t, w in prompts if t and float(w) > 0.0]
+    total = sum(w for _, w in active)
+    return tuple((t, w / total) for t, w in active)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +45,8 @@ class GenerationControls:
     """The control values one block is generated with.
 
     Attributes:
-      prompts: the active style prompts as ``(text, weight)``; weights are > 0 and sum to 1.
-        Empty means unconditional generation.
+      prompts: the active style prompts as ``(text, weight)``; normalised on construction
+        (weights > 0 summing to 1, empty texts dropped). Empty means unconditional generation.
       guidance: classifier-free guidance weight ``w`` in ``uncond + w * (cond - uncond)``.
       temperature: sampling temperature (0 = greedy).
       top_k: sample among the k most likely tokens (>= 1).
@@ -41,7 +59,11 @@ class GenerationControls:
     top_k: int = 40
     seed: int = 0
 
+    def __post_init__(self):
+        object.__setattr__(self, "prompts", normalise_prompts(self.prompts))
+
     def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready): the block log's ``controls`` and a future wire format."""
         return {
             "prompts": [[t, round(w, 6)] for t, w in self.prompts],
             "guidance": self.guidance,
@@ -50,38 +72,121 @@ class GenerationControls:
             "seed": self.seed,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GenerationControls":
+        """The inverse of :meth:`as_dict`; missing keys take the defaults.
 
-@runtime_checkable
-class Generator(Protocol):
-    """What the daemon drives. Implementations: ``generator.system`` (the native model),
-    optional backends, and the deterministic test generator in ``tests/``."""
+        Raises:
+          ValueError: an unknown key or a value of the wrong shape (one line).
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown generation control(s) {sorted(unknown)}; expected {sorted(fields)}")
+        kwargs = dict(data)
+        try:
+            if "prompts" in kwargs:
+                kwargs["prompts"] = tuple((str(t), float(w)) for t, w in kwargs["prompts"])
+            for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int)):
+                if name in kwargs:
+                    kwargs[name] = kind(kwargs[name])
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"invalid generation controls: {err}") from None
+        return cls(**kwargs)
 
-    sample_rate: int  # always SAMPLE_RATE
-    frame_samples: int  # always FRAME_SAMPLES
 
+MidiEvent = tuple[int, bytes]  # (sample offset within the last block, raw MIDI message)
+
+
+class Generator(abc.ABC):
+    """What the daemon drives. Implementations: :mod:`generator.audio.system`,
+    :mod:`generator.symbolic.system`, :mod:`generator.backends.magenta_rt2`, and the deterministic
+    test generators in ``tests/``.
+
+    Subclasses implement the three abstract methods; the class attributes and the other methods are
+    optional features with neutral defaults.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    frame_samples: int = FRAME_SAMPLES
+    # Start-up values for controls where the model documents its own (e.g. {"guidance": 1.25});
+    # --set and mapping files still win.
+    control_defaults: Mapping[str, Any] = {}
+    # How much audio the daemon keeps ahead of playback unless --prebuffer says otherwise.
+    prebuffer_seconds: float = DEFAULT_PREBUFFER_SECONDS
+    # True when drain_midi() returns the notes of each block (sent on <client>:midi_out).
+    makes_notes: bool = False
+
+    @abc.abstractmethod
     def init_state(self, seed: int = 0) -> Any:
         """A fresh generation state (empty context). Must be cheap to call again on reset."""
 
-    def generate(
-        self, state: Any, controls: GenerationControls, frames: int
-    ) -> tuple[np.ndarray, Any]:
+    @abc.abstractmethod
+    def generate(self, state: Any, controls: GenerationControls, frames: int) -> tuple[np.ndarray, Any]:
         """Continue the music by ``frames`` frames.
 
         Returns ``(audio, new_state)`` with ``audio`` float32 ``[frames * 1920, 2]``.
         The old state may be consumed (donated); callers keep only the returned one.
         """
 
+    @abc.abstractmethod
     def embed_style(self, text: str) -> np.ndarray:
         """The style embedding of a text prompt (used for blending and diagnostics)."""
 
+    def warmup(self) -> None:
+        """Load and compile before the first block (called once at start-up); nothing by default."""
 
-# Optional extras a generator may have (the daemon looks for them with getattr):
-#   warmup()                      compile/load before the first block (called once at start-up)
-#   control_defaults: dict        start-up values for controls, where the model documents its own
-#                                 (e.g. {"guidance": 1.25}); --set and mapping files still win
-#   prebuffer_seconds: float      how much audio the daemon should keep ahead (default 0.3 s)
-#   drain_midi() -> [(offset, bytes)]
-#                                 the notes of the last generated block (sent on <client>:midi_out)
+    def drain_midi(self) -> list[MidiEvent]:
+        """The MIDI messages of the block the last ``generate`` returned (generators that make notes)."""
+        return []
+
+
+class _Adapted(Generator):
+    """A duck-typed generator (the pre-base-class contract) seen through :class:`Generator`."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.control_defaults = dict(getattr(inner, "control_defaults", {}) or {})
+        self.prebuffer_seconds = float(getattr(inner, "prebuffer_seconds", DEFAULT_PREBUFFER_SECONDS))
+        self._warmup = getattr(inner, "warmup", None)
+        self._drain = getattr(inner, "drain_midi", None)
+        self.makes_notes = callable(self._drain)
+
+    def init_state(self, seed: int = 0):
+        return self.inner.init_state(seed)
+
+    def generate(self, state, controls, frames):
+        return self.inner.generate(state, controls, frames)
+
+    def embed_style(self, text):
+        return self.inner.embed_style(text)
+
+    def warmup(self) -> None:
+        if callable(self._warmup):
+            self._warmup()
+
+    def drain_midi(self) -> list[MidiEvent]:
+        return list(self._drain()) if self.makes_notes else []
+
+    def __getattr__(self, name):  # everything else (compile_count, snapshots ...) from the model
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def adapt(obj: Any) -> Generator:
+    """``obj`` as a :class:`Generator`: itself when it subclasses it, else a wrapper that reads its
+    optional features once.
+
+    Raises:
+      TypeError: ``obj`` lacks ``init_state``/``generate``/``embed_style``.
+    """
+    if isinstance(obj, Generator):
+        return obj
+    missing = [m for m in ("init_state", "generate", "embed_style") if not callable(getattr(obj, m, None))]
+    if missing:
+        raise TypeError(f"{type(obj).__name__} is not a generator: it lacks {', '.join(missing)}")
+    return _Adapted(obj)
 
 
 def check_audio(audio: np.ndarray, frames: int) -> np.ndarray:

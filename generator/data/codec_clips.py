@@ -1,4 +1,4 @@
-"""Pre-rendered clip cache for codec training: ``python -m generator.codec_data --minutes 30``.
+"""Pre-rendered clip cache for codec training: ``python -m generator.data.codec_clips --minutes 30``.
 
 Why a cache: the codec trains on random short crops, so it needs many different seconds of audio per
 minute of training; rendering them on the fly would take CPU away from the train step. The cache is
@@ -44,7 +44,7 @@ def load(directory, split: str) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m generator.codec_data", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m generator.data.codec_clips", description=__doc__)
     p.add_argument("--out", default="runs/codec_data")
     p.add_argument("--minutes", type=float, default=30.0, help="train audio to render")
     p.add_argument("--heldout-minutes", type=float, default=3.0)

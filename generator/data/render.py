@@ -24,7 +24,7 @@ from typing import Sequence
 import mido
 import numpy as np
 
-from . import gm
+from generator.core import gm
 from .sources import MissingToolError
 
 SAMPLE_RATE = 48_000

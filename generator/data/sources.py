@@ -39,7 +39,8 @@ from typing import Iterator, Sequence
 
 import mido
 
-from . import captions, gm
+from generator.core import gm
+from . import captions
 
 log = logging.getLogger(__name__)
 

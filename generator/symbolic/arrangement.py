@@ -124,7 +124,7 @@ def solo_texts(data) -> tuple[list[str], np.ndarray]:
 def embed(texts: list[str]) -> np.ndarray:
     from tqdm import tqdm
 
-    from generator.text_encoder import TextEncoder
+    from generator.core.text_encoder import TextEncoder
 
     enc = TextEncoder()
     out = np.zeros((len(texts), enc.dim), np.float32)

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from generator.interface import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.contract import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
 from generator.symbolic import tokens as tok
 
 IOI_BINS = np.geomspace(0.01, 4.0, 17)

@@ -15,25 +15,18 @@ import logging
 import pathlib
 from typing import Callable
 
+from generator.core import checkpoint as io
 from generator.symbolic.checkpoint import read_meta
 
 
 def save_head(directory, name: str, tensors: dict, metadata: dict, section: str, info: dict) -> str:
     """Write a small prompt head ``name`` into checkpoint ``directory`` (atomically), and record its
     SHA-256 under ``files`` and ``info`` under ``section`` in ``config.json``. Returns the path."""
-    from safetensors.numpy import save_file
-
-    from generator.checkpoint import _sha256
-
     d = pathlib.Path(directory)
     meta = read_meta(d)
-    tmp = d / (name + ".tmp")
-    save_file(tensors, str(tmp), metadata={k: repr(v) for k, v in metadata.items()})
-    tmp.replace(d / name)
-    meta["files"][name] = _sha256(d / name)
+    meta["files"][name] = io.write_tensors(d / name, tensors, {k: repr(v) for k, v in metadata.items()})
     meta[section] = info
-    (d / "config.json.tmp").write_text(json.dumps(meta, indent=2))
-    (d / "config.json.tmp").replace(d / "config.json")
+    io.write_meta(d, meta)
     return str(d / name)
 
 
@@ -44,12 +37,10 @@ def load_head(directory, name: str, digest: str | None, shapes: dict) -> tuple[d
     misshapen is refused with a one-line ValueError naming it."""
     from safetensors import SafetensorError, safe_open
 
-    from generator.checkpoint import _sha256
-
     path = pathlib.Path(directory) / name
     if not path.is_file():
         return None
-    if digest is not None and _sha256(path) != digest:
+    if digest is not None and io.sha256(path) != digest:
         raise ValueError(f"{path} is corrupt: its SHA-256 does not match config.json")
     try:
         with safe_open(str(path), "np") as f:

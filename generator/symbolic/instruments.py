@@ -3,7 +3,7 @@
 Why: the model generates parts at the level of GM *families* (see :mod:`generator.symbolic.tokens`);
 the exact program inside a family and the drum kit come from the text style, by cosine similarity
 between the blended prompt vector and MiniLM vectors of the program/kit caption words (the same
-words :mod:`generator.data.gm` uses in training captions, so "brushed drums" picks the brush kit
+words :mod:`generator.core.gm` uses in training captions, so "brushed drums" picks the brush kit
 and "jazz guitar" the jazz guitar). No prompt gives the family's first program and the standard kit.
 Choosing is a 128x384 matrix product per new prompt set, cached by the caller.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.data import gm
+from generator.core import gm
 from generator.symbolic import tokens as tok
 
 PRIOR = 0.08

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator import sampling
+from generator.core import sampling
 from generator.symbolic import tokens as tok
 
 NEG = -1e9

@@ -2,8 +2,8 @@
 
 How one ``generate(state, controls, frames)`` call works (one block of ``frames * 1920`` samples):
 
-1. The prompts are blended (normalised weighted mean of cached MiniLM vectors, the same
-   :class:`generator.style.StyleBank` logic as the audio model) and mapped to GM programs and a
+1. The prompts are blended (weighted mean of cached MiniLM vectors, once per prompt set:
+   :class:`generator.core.prompts.PromptBank`, as the audio model) and mapped to GM programs and a
    drum kit (:mod:`generator.symbolic.instruments`); changed programs are sent at the block start.
    The checkpoint's arrangement head (:mod:`generator.symbolic.arrangement`) decides from the same
    vector which instrument families may play: the sampler cannot switch to the others, and notes
@@ -49,8 +49,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator.interface import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
-from generator.style import StyleBank
+from generator.core.checkpoint import SHIPPED as CHECKPOINTS
+from generator.core.runtime import enable_compile_cache
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
+from generator.core.prompts import PromptBank
 from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
 from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, init_sampler, sample_chunk
@@ -58,7 +60,6 @@ from generator.symbolic.tempo import TimeMap
 from generator.symbolic.tokens import write_midi  # noqa: F401  (re-exported for the CLI)
 
 log = logging.getLogger(__name__)
-CHECKPOINTS = pathlib.Path(__file__).resolve().parent.parent / "checkpoints"
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 STEP_SAMPLES = int(round(tok.STEP_SECONDS * SAMPLE_RATE))  # 480
 _warned: set[str] = set()
@@ -109,9 +110,8 @@ class SymbolicState:
     timemap: TimeMap = dataclasses.field(default_factory=lambda: TimeMap(STEP_SAMPLES))  # decoder step -> sample
 
 
-class SymbolicSystem:
-    sample_rate = SAMPLE_RATE
-    frame_samples = FRAME_SAMPLES
+class SymbolicSystem(Generator):
+    makes_notes = True  # drain_midi() returns each block's notes
     # Measured (python -m generator.symbolic.eval): guidance 1-1.5 keeps the prompted rhythm closest
     # to held-out music of the style; at 3.0 this small model degenerates into dense note runs.
     control_defaults = {"guidance": 1.25}
@@ -149,7 +149,7 @@ class SymbolicSystem:
                                        ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1),
                                        ("lincr", ctypes.c_int, 1), ("rout", ctypes.c_void_p, 1),
                                        ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
-        self.bank = StyleBank(self._embed_texts, lambda v: v)
+        self.bank = PromptBank(self._embed_texts)
         self._outbox: list[tuple[int, bytes]] = []  # MIDI of the last block
         self._carry: list[tuple[int, bytes]] = []  # note-offs of init_state, not drained yet
         self._live: SymbolicState | None = None
@@ -200,7 +200,7 @@ class SymbolicSystem:
     # ---- style ---------------------------------------------------------------------------
     @functools.cached_property
     def text_encoder(self):
-        from generator.text_encoder import TextEncoder
+        from generator.core.text_encoder import TextEncoder
 
         return TextEncoder()
 
@@ -219,7 +219,9 @@ class SymbolicSystem:
 
     def programs_for(self, prompts) -> dict[int, int]:
         """{MIDI channel: program} for a prompt list (drum channel: kit program)."""
-        vec = self.bank.blend(prompts)
+        return self._programs(self.bank.blend(prompts))
+
+    def _programs(self, vec) -> dict[int, int]:
         programs, kit = self.chooser.choose(vec)
         out = {tok.part_channel(p): prog for p, prog in programs.items()}
         out[tok.DRUM_CHANNEL] = kit
@@ -247,7 +249,8 @@ class SymbolicSystem:
         start, end = state.position, state.position + n
         self._outbox, self._carry = self._carry, []  # undrained MIDI of older blocks is dropped
         # 1. programs chosen by the style (sent at the block start when they change)
-        for ch, prog in self.programs_for(controls.prompts).items():
+        vec = self.bank.blend(controls.prompts)
+        for ch, prog in self._programs(vec).items():
             if state.programs.get(ch) != prog:
                 if ch not in state.programs:  # first program on this channel: place it in the mix too
                     part = tok.channel_part(ch)
@@ -256,7 +259,6 @@ class SymbolicSystem:
                     self._push(state, start, 0xB0, ch, 93, PART_SENDS[part][1])
                 state.programs[ch] = prog
                 self._push(state, start, 0xC0, ch, prog, 0)
-        vec = self.bank.blend(controls.prompts)
         heads = self._heads(vec)
         for ch, pitch in list(state.active):  # families the prompt no longer allows stop now
             if ch != tok.DRUM_CHANNEL and not heads.allowed[tok.channel_part(ch)]:
@@ -387,8 +389,6 @@ class SymbolicSystem:
 def load(spec: str, soundfont: str | None = None) -> SymbolicSystem:
     """``symbolic`` / ``symbolic-tiny`` (weights from ``generator/checkpoints/<name>/`` when
     present, else a seeded random init with a warning) or a symbolic checkpoint directory."""
-    from generator.system import enable_compile_cache
-
     enable_compile_cache()
     if spec in PRESETS:
         directory = CHECKPOINTS / spec

@@ -48,7 +48,7 @@ def text_vectors(data: TokenSet, cache_path: pathlib.Path) -> np.ndarray:
             return vecs
     from tqdm import tqdm
 
-    from generator.text_encoder import TextEncoder
+    from generator.core.text_encoder import TextEncoder
 
     enc = TextEncoder()
     order = sorted(range(len(data.texts)), key=lambda i: len(data.texts[i]))  # short batches pad less

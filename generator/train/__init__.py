@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from generator.codec import Codec, compress, stft
-from generator.lm import Depthformer
-from generator.style import StyleModel, info_nce
+from generator.audio.codec import Codec, compress, stft
+from generator.audio.lm import Depthformer
+from generator.audio.style import StyleModel, info_nce
 
 RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 

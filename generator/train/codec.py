@@ -12,7 +12,7 @@ collapsed on CPU budgets (constant encoder output, decoder playing an average sp
 Each run directory holds ``codec.safetensors`` + ``opt.safetensors`` + ``state.json`` (resumable:
 rerun the same command), ``metrics.jsonl`` and ``curve.png``. Pin to one core with ``taskset -c 0``.
 
-    taskset -c 0 .venv/bin/python -m generator.codec_data --minutes 30
+    taskset -c 0 .venv/bin/python -m generator.data.codec_clips --minutes 30
     taskset -c 0 .venv/bin/python -m generator.train codec --phase ae --out runs/codec/ae --steps 3000 --minutes 15
     taskset -c 0 .venv/bin/python -m generator.train codec --phase rvq --init runs/codec/ae \\
         --out runs/codec/rvq --steps 6000 --minutes 25
@@ -35,10 +35,10 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from generator import checkpoint  # noqa: E402
+from generator.core import checkpoint  # noqa: E402
 from generator.train import rundir  # noqa: E402
-from generator.codec import Codec  # noqa: E402
-from generator.config import preset  # noqa: E402
+from generator.audio.codec import Codec  # noqa: E402
+from generator.audio.config import preset  # noqa: E402
 from generator.train import codec_ae_step, codec_step, make_optimizer, spectral_distance  # noqa: E402
 
 FRAME = 1920
@@ -161,11 +161,11 @@ def plot(out: pathlib.Path):
 # ---- export into a full system checkpoint -------------------------------------------------------
 def export(run: str, out: str, preset_name: str = "tiny", blocks: int = 10) -> dict:
     """Write ``out`` as a jamgen checkpoint: the trained codec of ``run`` plus the preset's seeded LM and
-    style model; then load it with :func:`generator.system.load` and stream ``blocks`` 200 ms blocks."""
+    style model; then load it with :func:`generator.audio.system.load` and stream ``blocks`` 200 ms blocks."""
     from safetensors.numpy import load_file
 
-    from generator.interface import GenerationControls
-    from generator.system import System, load
+    from generator.core.contract import GenerationControls
+    from generator.audio.system import System, load
 
     system = System(preset(preset_name))
     checkpoint.assign(system.codec, load_file(str(pathlib.Path(run) / "codec.safetensors")), run)

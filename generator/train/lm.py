@@ -2,7 +2,7 @@
 
 Why these stages, in one run directory (each is skipped when its output already exists):
 
-1. ``codes_<split>.npy`` then ``tokens.npz``: every clip of the clip caches (``generator.codec_data``) encoded by the trained codec
+1. ``codes_<split>.npy`` then ``tokens.npz``: every clip of the clip caches (``generator.data.codec_clips``) encoded by the trained codec
    (``--codec``, a codec run directory) into ``codes`` [clips, frames, levels], plus the clip's style
    tokens from the trained style model (``--style``): ``audio_style`` [clips, S] from the clip's audio
    embedding (what Magenta RT trains on) and ``text_style`` [clips, P, S] from its caption and
@@ -39,9 +39,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from generator import checkpoint  # noqa: E402
-from generator.config import preset  # noqa: E402
-from generator.lm import Depthformer  # noqa: E402
+from generator.audio import checkpoint  # noqa: E402
+from generator.audio.config import preset  # noqa: E402
+from generator.audio.lm import Depthformer  # noqa: E402
 from generator.train import lm_step, make_optimizer, rundir  # noqa: E402
 
 SR = 48_000
@@ -59,13 +59,13 @@ def _load_part(module, run_dir, name):
 
 
 def load_codec(run_dir, preset_name="tiny"):
-    from generator.codec import Codec
+    from generator.audio.codec import Codec
 
     return _load_part(Codec(preset(preset_name).codec, rngs=nnx.Rngs(0)), run_dir, "codec")
 
 
 def load_style(run_dir, preset_name="tiny"):
-    from generator.style import StyleModel
+    from generator.audio.style import StyleModel
 
     return _load_part(StyleModel(preset(preset_name).style, rngs=nnx.Rngs(0)), run_dir, "style")
 
@@ -94,8 +94,8 @@ def style_tokens(data_dirs, split, style, style_levels, text_max_len=64, batch=4
     """Style tokens of every clip: from its audio [clips, S] and its texts [clips, MAX_TEXTS, S]."""
     from tqdm import tqdm
 
-    from generator.style import to_mono_16k
-    from generator.text_encoder import TextEncoder
+    from generator.audio.style import to_mono_16k
+    from generator.core.text_encoder import TextEncoder
 
     emb_audio = nnx.jit(lambda s, x: s.embed_audio(x))
     emb_text = nnx.jit(lambda s, v: s.embed_text(v))
@@ -281,7 +281,7 @@ def export(codec_run, style_run, lm_run, out, preset_name="tiny", half=True, gai
     ``gain="auto"`` stores the codec's measured make-up gain (:func:`measure_gain`) in its config."""
     import dataclasses
 
-    from generator.system import System, load
+    from generator.audio.system import System, load
 
     cfg = preset(preset_name)
     if gain == "auto":
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
     p.add_argument("--codec", default="runs/codec/rvq2", help="trained codec run directory")
     p.add_argument("--style", default="runs/style", help="trained style run directory")
     p.add_argument("--data", nargs="+", default=["runs/lm_data", "runs/codec_data"],
-                   help="clip caches (python -m generator.codec_data)")
+                   help="clip caches (python -m generator.data.codec_clips)")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, default=6000, help="length of the LR schedule")
     p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from generator import checkpoint
+from generator.core import checkpoint
 
 
 def save(out: pathlib.Path, modules: dict, state: dict) -> None:

@@ -1,6 +1,6 @@
 """Train jamgen's MusicCoCa-like style model: ``python -m generator.train style``.
 
-What it does (see :mod:`generator.style` for the model):
+What it does (see :mod:`generator.audio.style` for the model):
 
 1. Caches, once, the 16 kHz mono log-mels of every clip of ``--data`` (``train.npy`` of each
    directory; by default ``runs/lm_data`` and ``runs/codec_data``, a directory without
@@ -16,17 +16,17 @@ What it does (see :mod:`generator.style` for the model):
    the train texts, so that text prompts tokenise as well as audio does.
 
 The run directory (``--out``, default ``runs/style``) holds ``style.safetensors`` (the whole
-:class:`~generator.style.StyleModel`, RVQ included), ``opt.safetensors``, ``state.json`` (rerun the
+:class:`~generator.audio.style.StyleModel`, RVQ included), ``opt.safetensors``, ``state.json`` (rerun the
 same command to resume), ``metrics.jsonl`` and ``curve.png``. Pin to one core with ``taskset``::
 
     taskset -c 1 .venv/bin/python -m generator.train style --out runs/style --minutes 25
 
 Export: :func:`load_trained` ``(system, run_dir)`` assigns the trained weights to the ``style`` module
-of a :class:`generator.system.System` of the same preset (and refreshes its jitted style functions and
+of a :class:`generator.audio.system.System` of the same preset (and refreshes its jitted style functions and
 prompt caches); ``system.save(dir)`` then writes them into a checkpoint::
 
-    from generator.system import System
-    from generator.config import preset
+    from generator.audio.system import System
+    from generator.audio.config import preset
     from generator.train.style import load_trained
     system = System(preset("tiny")); load_trained(system, "runs/style"); system.save("out/tiny")
 """
@@ -47,9 +47,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from generator.config import preset  # noqa: E402
+from generator.audio.config import preset  # noqa: E402
 from generator.train import rundir  # noqa: E402
-from generator.style import STYLE_RATE, HOP, StyleModel, info_nce, log_mel, mel_filters, to_mono_16k  # noqa: E402
+from generator.audio.style import STYLE_RATE, HOP, StyleModel, info_nce, log_mel, mel_filters, to_mono_16k  # noqa: E402
 
 MAX_LOG_TEMP = float(np.log(100.0))
 
@@ -100,7 +100,7 @@ def mel_cache(directory, split: str, n_mels: int, cache: pathlib.Path, rate: int
 def text_vectors(texts: list[str], cache: pathlib.Path, encoder=None) -> np.ndarray:
     """Frozen MiniLM vectors [len(texts), 384] (cached per text in ``cache/texts.npz``).
 
-    ``encoder``: a :class:`~generator.text_encoder.TextEncoder`, a function that builds one (called
+    ``encoder``: a :class:`~generator.core.text_encoder.TextEncoder`, a function that builds one (called
     only when some text is not cached yet), or None (build one when needed)."""
     path = cache / "texts.npz"
     known: dict[str, np.ndarray] = {}
@@ -112,7 +112,7 @@ def text_vectors(texts: list[str], cache: pathlib.Path, encoder=None) -> np.ndar
         from tqdm import tqdm
 
         if encoder is None:
-            from generator.text_encoder import TextEncoder
+            from generator.core.text_encoder import TextEncoder
 
             encoder = TextEncoder()
         elif not hasattr(encoder, "tokenizer"):
@@ -258,11 +258,9 @@ def fit_rvq(style: StyleModel, pairs: Pairs, frames: int, seed: int = 0, crops: 
 def load_trained(system, run_dir) -> None:
     """Assign the trained style model of ``run_dir`` (``style.safetensors``) to ``system.style``.
 
-    ``system`` is a :class:`generator.system.System` whose preset has the run's style config (the
+    ``system`` is a :class:`generator.audio.system.System` whose preset has the run's style config (the
     shapes are checked). Its jitted style functions and prompt caches are rebuilt, so the next
     ``embed_style`` / ``style_tokens`` use the trained weights; ``system.save(dir)`` exports them."""
-    from generator.style import StyleBank
-
     run = pathlib.Path(run_dir)
     state_file = run / "state.json"
     if state_file.is_file():
@@ -273,7 +271,7 @@ def load_trained(system, run_dir) -> None:
     rundir.load_module(run / "style.safetensors", system.style)
     system._style_graph, system._style_params = nnx.split(system.style)
     system.__dict__.pop("_style_fns", None)
-    system.bank = StyleBank(system._embed_texts, system._tokenize)
+    system.bank = system.new_prompt_bank()
 
 
 def plot(out: pathlib.Path):
@@ -333,7 +331,7 @@ def main(argv=None) -> int:
 
     import functools
 
-    from generator.text_encoder import TextEncoder
+    from generator.core.text_encoder import TextEncoder
 
     @functools.cache
     def encoder():
