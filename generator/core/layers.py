@@ -1,12 +1,20 @@
-"""Transformer blocks shared by the temporal and the depth stacks of the Depthformer.
+"""The one transformer block every family uses: pre-norm attention + GELU MLP, with a streaming step.
 
-Why: both stacks need the same two entry points, a whole-sequence pass for teacher-forced
-training and a one-position step that reads and writes a KV cache for streaming, and the two
-must agree exactly. Attention is NoPE (no positional encoding, as in Magenta RT 2), so a ring
-buffer cache needs no position bookkeeping: the set of cached frames is all that matters.
-Each layer has one learned attention-sink key/value so a head can attend to "nothing".
+Why one block: the audio family's temporal and depth stacks (:mod:`generator.audio.lm`) and the
+symbolic Music Transformer (:mod:`generator.symbolic.model`) need the same two entry points, a
+whole-sequence pass for teacher-forced training and a one-position step that reads and writes a
+ring-buffer KV cache for streaming, and the two must agree exactly. The families differ only in two
+switches, both chosen at construction or per call:
 
-Shapes: B batch, T time, W cache slots, H heads, D head size.
+- ``sink``: one learned attention-sink key/value per head, so a head can attend to "nothing"
+  (the audio family, NoPE attention as in Magenta RT 2);
+- ``rope``: rotary angles ``(cos, sin)`` passed per call (the symbolic family's exactly periodic
+  RoPE); keys are rotated once when written, so the cache never re-rotates.
+
+Variable names (``norm1``, ``attn/qkv``, ``attn/out``, ``attn/sink_k``, ``norm2``, ``up``, ``down``)
+are the checkpoints' tensor names: renaming one breaks every shipped model.
+
+Shapes: B batch, T time, S attended positions, W cache slots, H heads, D head size.
 """
 
 from __future__ import annotations
@@ -18,13 +26,21 @@ from flax import nnx
 NEG = -1e9
 
 
+def rotate(x, cos, sin):
+    """Rotate pairs (first half, second half) of x [..., D] by angles whose cos/sin broadcast to [..., D/2]."""
+    a, b = jnp.split(x, 2, axis=-1)
+    return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
 class Attention(nnx.Module):
-    def __init__(self, d_model: int, heads: int, *, rngs: nnx.Rngs):
+    def __init__(self, d_model: int, heads: int, *, sink: bool = False, rngs: nnx.Rngs):
         self.heads, self.head_dim = heads, d_model // heads
         self.qkv = nnx.Linear(d_model, 3 * d_model, use_bias=False, rngs=rngs)
         self.out = nnx.Linear(d_model, d_model, use_bias=False, rngs=rngs)
-        self.sink_k = nnx.Param(jnp.zeros((heads, self.head_dim)))
-        self.sink_v = nnx.Param(jnp.zeros((heads, self.head_dim)))
+        self.sink = sink
+        if sink:
+            self.sink_k = nnx.Param(jnp.zeros((heads, self.head_dim)))
+            self.sink_v = nnx.Param(jnp.zeros((heads, self.head_dim)))
 
     def _split(self, x):
         q, k, v = jnp.split(self.qkv(x), 3, axis=-1)
@@ -36,6 +52,9 @@ class Attention(nnx.Module):
         scale = self.head_dim ** -0.5
         logits = jnp.einsum("bthd,bshd->bhts", q, k) * scale
         logits = jnp.where(mask[..., None, :, :] if mask.ndim == 3 else mask, logits, NEG)
+        if not self.sink:
+            out = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(logits, axis=-1), v)
+            return self.out(out.reshape(out.shape[:-2] + (-1,)))
         sink = jnp.einsum("bthd,hd->bht", q, self.sink_k[...]) * scale
         full = jnp.concatenate([sink[..., None], logits], axis=-1)
         p = jax.nn.softmax(full, axis=-1)
@@ -43,14 +62,20 @@ class Attention(nnx.Module):
             "bht,hd->bthd", p[..., 0], self.sink_v[...])
         return self.out(out.reshape(out.shape[:-2] + (-1,)))
 
-    def seq(self, x, mask):
-        """Whole sequence x [B,T,d] with a [T,T] visibility mask."""
+    def seq(self, x, mask, rope=None):
+        """Whole sequence x [B,T,d] with a [T,T] visibility mask; rope: (cos, sin) [T, D/2] or None."""
         q, k, v = self._split(x)
+        if rope is not None:
+            cos, sin = rope[0][:, None], rope[1][:, None]
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         return self._attend(q, k, v, mask)
 
-    def step(self, x, cache, slot, valid):
-        """One position x [B,d]; cache (k, v) [B,W,H,D]; writes slot, attends to ``valid`` [W]."""
+    def step(self, x, cache, slot, valid, rope=None):
+        """One position x [B,d]; cache (k, v) [B,W,H,D]; writes ``slot``, attends to ``valid`` [W].
+        rope: (cos, sin) [D/2] of this position, or None."""
         q, k, v = self._split(x[:, None])
+        if rope is not None:
+            q, k = rotate(q, *rope), rotate(k, *rope)
         ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k, slot, axis=1)
         cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v, slot, axis=1)
         out = self._attend(q, ck, cv, valid[None, :])
@@ -60,9 +85,9 @@ class Attention(nnx.Module):
 class Block(nnx.Module):
     """Pre-norm transformer layer with a non-gated GELU MLP (as Magenta RT 2)."""
 
-    def __init__(self, d_model: int, heads: int, ffn: int, *, rngs: nnx.Rngs):
+    def __init__(self, d_model: int, heads: int, ffn: int, *, sink: bool = False, rngs: nnx.Rngs):
         self.norm1 = nnx.RMSNorm(d_model, rngs=rngs)
-        self.attn = Attention(d_model, heads, rngs=rngs)
+        self.attn = Attention(d_model, heads, sink=sink, rngs=rngs)
         self.norm2 = nnx.RMSNorm(d_model, rngs=rngs)
         self.up = nnx.Linear(d_model, ffn, rngs=rngs)
         self.down = nnx.Linear(ffn, d_model, rngs=rngs)
@@ -70,19 +95,21 @@ class Block(nnx.Module):
     def _mlp(self, x):
         return self.down(jax.nn.gelu(self.up(self.norm2(x))))
 
-    def seq(self, x, mask):
-        x = x + self.attn.seq(self.norm1(x), mask)
+    def seq(self, x, mask, rope=None):
+        x = x + self.attn.seq(self.norm1(x), mask, rope)
         return x + self._mlp(x)
 
-    def step(self, x, cache, slot, valid):
-        h, cache = self.attn.step(self.norm1(x), cache, slot, valid)
+    def step(self, x, cache, slot, valid, rope=None):
+        h, cache = self.attn.step(self.norm1(x), cache, slot, valid, rope)
         x = x + h
         return x + self._mlp(x), cache
 
 
 class Stack(nnx.Module):
-    def __init__(self, d_model: int, heads: int, ffn: int, layers: int, *, rngs: nnx.Rngs):
-        self.blocks = nnx.List([Block(d_model, heads, ffn, rngs=rngs) for _ in range(layers)])
+    """``layers`` blocks and a final norm (the audio family's temporal and depth stacks use sinks)."""
+
+    def __init__(self, d_model: int, heads: int, ffn: int, layers: int, *, sink: bool = True, rngs: nnx.Rngs):
+        self.blocks = nnx.List([Block(d_model, heads, ffn, sink=sink, rngs=rngs) for _ in range(layers)])
         self.norm = nnx.RMSNorm(d_model, rngs=rngs)
         self.heads, self.head_dim = heads, d_model // heads
 

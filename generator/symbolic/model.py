@@ -36,6 +36,7 @@ import numpy as np
 from flax import nnx
 
 from generator.core import sampling
+from generator.core.layers import Block
 from generator.symbolic import tokens as tok
 
 NEG = -1e9
@@ -98,66 +99,6 @@ def rope_angles(positions, head_dim: int, base: float):
     return jnp.cos(ang), jnp.sin(ang)
 
 
-def rotate(x, cos, sin):
-    """Rotate pairs (first half, second half) of x [..., D] by the angles (cos/sin broadcast to [..., D/2])."""
-    a, b = jnp.split(x, 2, axis=-1)
-    return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
-
-
-class Attention(nnx.Module):
-    def __init__(self, d: int, heads: int, *, rngs: nnx.Rngs):
-        self.heads, self.head_dim = heads, d // heads
-        self.qkv = nnx.Linear(d, 3 * d, use_bias=False, rngs=rngs)
-        self.out = nnx.Linear(d, d, use_bias=False, rngs=rngs)
-
-    def _split(self, x):
-        q, k, v = jnp.split(self.qkv(x), 3, axis=-1)
-        shape = x.shape[:-1] + (self.heads, self.head_dim)
-        return q.reshape(shape), k.reshape(shape), v.reshape(shape)
-
-    def seq(self, x, cos, sin, mask):
-        """x [B,T,d]; cos/sin [T, D/2] of absolute positions; mask [T,T]."""
-        q, k, v = self._split(x)
-        q = rotate(q, cos[:, None], sin[:, None])
-        k = rotate(k, cos[:, None], sin[:, None])
-        logits = jnp.einsum("bthd,bshd->bhts", q, k) * self.head_dim ** -0.5
-        logits = jnp.where(mask, logits, NEG)
-        a = jnp.einsum("bhts,bshd->bthd", jax.nn.softmax(logits, -1), v)
-        return self.out(a.reshape(x.shape))
-
-    def step(self, x, cache, slot, cos, sin, valid):
-        """x [B,d]; cache (k, v) [B,W,H,D] with keys already rotated; cos/sin [D/2] of this position."""
-        q, k, v = self._split(x)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k[:, None], slot, axis=1)
-        cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v[:, None], slot, axis=1)
-        logits = jnp.einsum("bhd,bshd->bhs", q, ck) * self.head_dim ** -0.5
-        logits = jnp.where(valid[None, None], logits, NEG)
-        a = jnp.einsum("bhs,bshd->bhd", jax.nn.softmax(logits, -1), cv)
-        return self.out(a.reshape(x.shape)), (ck, cv)
-
-
-class Block(nnx.Module):
-    def __init__(self, d: int, heads: int, ffn: int, *, rngs: nnx.Rngs):
-        self.norm1 = nnx.RMSNorm(d, rngs=rngs)
-        self.attn = Attention(d, heads, rngs=rngs)
-        self.norm2 = nnx.RMSNorm(d, rngs=rngs)
-        self.up = nnx.Linear(d, ffn, rngs=rngs)
-        self.down = nnx.Linear(ffn, d, rngs=rngs)
-
-    def _mlp(self, x):
-        return self.down(jax.nn.gelu(self.up(self.norm2(x))))
-
-    def seq(self, x, cos, sin, mask):
-        x = x + self.attn.seq(self.norm1(x), cos, sin, mask)
-        return x + self._mlp(x)
-
-    def step(self, x, cache, slot, cos, sin, valid):
-        h, cache = self.attn.step(self.norm1(x), cache, slot, cos, sin, valid)
-        x = x + h
-        return x + self._mlp(x), cache
-
-
 class MusicTransformer(nnx.Module):
     def __init__(self, cfg: SymbolicConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -185,7 +126,7 @@ class MusicTransformer(nnx.Module):
         i, j = jnp.arange(t)[:, None], jnp.arange(t)[None, :]
         mask = (j <= i) & (j > i - self.cfg.window)
         for block in self.blocks:
-            x = block.seq(x, cos, sin, mask)
+            x = block.seq(x, mask, (cos, sin))
         return self.head(self.norm(x))
 
     # ---- streaming -----------------------------------------------------------------------
@@ -203,7 +144,7 @@ class MusicTransformer(nnx.Module):
         x = self.embed(token) + cond
         kv = []
         for block, c in zip(self.blocks, cache["kv"]):
-            x, c = block.step(x, c, slot, cos, sin, filled)
+            x, c = block.step(x, c, slot, filled, (cos, sin))
             kv.append(c)
         logits = self.head(self.norm(x))
         return logits, {"kv": tuple(kv), "filled": filled, "pos": (pos + 1) % ROPE_PERIOD}
