@@ -57,7 +57,7 @@ from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
 from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, init_sampler, sample_chunk
 from generator.symbolic.tempo import TimeMap
-from generator.symbolic.tokens import write_midi  # noqa: F401  (re-exported for the CLI)
+
 
 log = logging.getLogger(__name__)
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")

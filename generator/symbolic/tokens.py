@@ -44,6 +44,8 @@ from typing import Iterable, Iterator
 import mido
 import numpy as np
 
+from generator.core.midi_file import messages_to_midi, write_midi  # noqa: F401  (write_midi re-exported)
+
 STEP_SECONDS = 0.01
 MAX_SHIFT = 100
 N_PARTS = 16
@@ -304,42 +306,11 @@ def notes_to_midi(notes: Iterable[Note], programs: dict[int, int] | None = None,
         ch = part_channel(n.part)
         msgs.append((n.start, 1, mido.Message("note_on", channel=ch, note=n.pitch, velocity=max(1, n.velocity))))
         msgs.append((n.end, 0, mido.Message("note_off", channel=ch, note=n.pitch, velocity=0)))
-    return _messages_to_midi(msgs, ticks_per_beat)
-
-
-def _messages_to_midi(msgs, ticks_per_beat: int) -> mido.MidiFile:
-    msgs.sort(key=lambda m: (m[0], m[1]))
-    mf = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
-    track = mido.MidiTrack()
-    mf.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
-    ticks_per_second = ticks_per_beat * 2  # 120 bpm
-    last = 0
-    for t, _, msg in msgs:
-        tick = int(round(t * ticks_per_second))
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    return mf
+    return messages_to_midi(msgs, ticks_per_beat)
 
 
 def tokens_to_midi(tokens: Iterable[int], path=None, programs: dict[int, int] | None = None) -> mido.MidiFile:
     mf = notes_to_midi(tokens_to_notes(tokens), programs)
     if path is not None:
         mf.save(str(path))
-    return mf
-
-
-def write_midi(events: Iterable[tuple[int, bytes]], path, sample_rate: int = 48_000) -> mido.MidiFile:
-    """Write raw MIDI messages stamped with absolute stream sample positions to a MIDI file.
-
-    ``events``: ``(sample, message_bytes)`` pairs, e.g. what ``SymbolicSystem.drain_midi`` returned
-    for each block with the block's first stream sample added. Times become ticks at 120 bpm,
-    480 ticks per beat (about 1 ms resolution), so the file lines up with the rendered audio.
-    """
-    msgs = []
-    for i, (sample, data) in enumerate(events):
-        msgs.append((sample / sample_rate, i, mido.Message.from_bytes(bytes(data))))
-    mf = _messages_to_midi(msgs, 480)
-    mf.save(str(path))
     return mf
