@@ -226,33 +226,27 @@ def cmd_render(parser, args) -> int:
     from tqdm import tqdm
 
     import generator as generators
+    from bridge.session import Session, generation_controls
     from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, check_audio
 
     _check_common(parser, args)
     if not 0 < args.duration <= 3600:
         parser.error("--duration must be in (0, 3600] seconds")
-    initial = _settings(args)
-    for slot, (text, weight) in enumerate(args.prompt):
-        initial[f"prompts[{slot}].text"] = text
-        initial[f"prompts[{slot}].weight"] = weight
-    store = ControlStore(initial)
+    session = Session(args.model or generators.DEFAULT_MODEL, args.prompt, _settings(args))
+    session.set_start_values()
     try:
-        gen = generators.load(args.model or generators.DEFAULT_MODEL)
+        gen = session.load_model(warm_up=False)
     except generators.ModelLoadError as err:
         logging.getLogger("jamgen").error("%s", err)
         return 1
-    for name, value in getattr(gen, "control_defaults", {}).items():
-        if name not in initial:  # the model's documented default; --set wins
-            store.set(name, value, source="model")
-    drain_midi = getattr(gen, "drain_midi", None)
-    if args.midi and not callable(drain_midi):
+    if args.midi and not gen.makes_notes:
         logging.getLogger("jamgen").error("model %r makes audio only: --midi needs a generator "
                                           "that makes notes (e.g. --model symbolic)", args.model)
         return 1
     midi_events: list[tuple[int, bytes]] = []
-    snap = store.snapshot()
+    snap = session.store.snapshot()
     state = gen.init_state(int(snap.values["seed"]))
-    controls = snap.generation_controls()
+    controls = generation_controls(snap)
     total_frames = int(round(args.duration * FRAME_RATE))
     try:
         out = soundfile.SoundFile(args.output, "w", samplerate=SAMPLE_RATE, channels=2, subtype="FLOAT")
@@ -269,15 +263,15 @@ def cmd_render(parser, args) -> int:
             out.write(np.clip(audio * snap.gain(), -1.0, 1.0))
             if args.midi:
                 start = done * FRAME_SAMPLES
-                midi_events += [(start + offset, data) for offset, data in drain_midi()]
+                midi_events += [(start + offset, data) for offset, data in gen.drain_midi()]
             done += n
             bar.update(n)
     if args.midi:
-        from generator.symbolic.tokens import write_midi
+        from generator.core.midi_file import write_midi
 
         gen.init_state(0)  # closes every note still sounding, so the file has no hanging notes
         end = total_frames * FRAME_SAMPLES
-        midi_events += [(end, data) for _offset, data in drain_midi()]
+        midi_events += [(end, data) for _offset, data in gen.drain_midi()]
         write_midi(midi_events, args.midi)
         logging.getLogger("jamgen").info("wrote %d MIDI messages to %s", len(midi_events), args.midi)
     elapsed = time.perf_counter() - t0
