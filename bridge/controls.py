@@ -10,6 +10,10 @@ lock guards the store; it is never taken from the JACK process callback.
 
 Prompt weights are slewed (moved at a bounded rate) in :meth:`ControlStore.snapshot`, so a knob
 that jumps from 0 to 1 fades the style in over :data:`WEIGHT_SLEW_SECONDS` instead of clicking.
+
+The registry is plain data and imports nothing from ``generator``: surfaces, the CLI's help and the
+mapping-file checker use it without loading any model code. The generator's view of a snapshot is
+made in one place, :func:`bridge.session.generation_controls`.
 """
 
 from __future__ import annotations
@@ -20,8 +24,6 @@ import math
 import re
 import threading
 from typing import Any, Callable, Iterable
-
-from generator.core.contract import GenerationControls
 
 log = logging.getLogger(__name__)
 
@@ -158,28 +160,14 @@ def suggest(name: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class ControlSnapshot:
-    """What the generation thread reads once per block: effective values, slewed weights."""
+    """What the generation thread reads once per block: effective values, slewed weights.
+
+    :func:`bridge.session.generation_controls` turns it into the generator's view.
+    """
 
     values: dict[str, Any]  # every non-trigger control, weights as currently slewed
     transport: str  # playing | paused | stopped
     reset_count: int  # increments on every reset/stop; the engine resets when it changes
-
-    def generation_controls(self) -> GenerationControls:
-        """The generator's view: active prompts with weights normalised to sum 1."""
-        active = []
-        for i in range(NUM_PROMPTS):
-            text = self.values[f"prompts[{i}].text"]
-            weight = self.values[f"prompts[{i}].weight"]
-            if text and weight > 0.0:
-                active.append((text, weight))
-        total = sum(w for _, w in active)
-        return GenerationControls(
-            prompts=tuple((t, w / total) for t, w in active),
-            guidance=self.values["guidance"],
-            temperature=self.values["temperature"],
-            top_k=self.values["top_k"],
-            seed=self.values["seed"],
-        )
 
     def gain(self) -> float:
         """Linear output gain from volume_db and mute."""

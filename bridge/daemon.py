@@ -1,10 +1,13 @@
 """The daemon's whole lifecycle in one place: build, start, run, stop in reverse order.
 
-Start-up order: generator (slow: loading and compiling) -> controls -> ring buffers -> engine
-(starts filling the pre-buffer) -> JACK output -> recorder -> control surfaces. The main thread
-then supervises: it keeps the JACK connection alive (reconnecting when the server comes back),
-prints a status line now and then, and waits for SIGINT/SIGTERM or ``--duration``.
-Shutdown fades out and stops everything in reverse order, so a ``--record`` WAV is complete.
+Start-up order: the mapping file and the controls' start-up values (cheap, so a mistake is refused
+before the model loads) -> the model (slow: loading and compiling; see :mod:`bridge.session`, shared
+with ``render``) -> ring buffers -> JACK output and engine, wired to each other by their constructors
+-> recorder -> control surfaces (OSC, MIDI, the mapping file's watcher) -> the engine starts filling
+the pre-buffer -> OSC listens -> JACK connects. The main thread then supervises: it keeps the JACK
+connection alive (reconnecting when the server comes back), prints a status line now and then, and
+waits for SIGINT/SIGTERM or ``--duration``. Shutdown fades out and stops everything in reverse
+order, so a ``--record`` WAV is complete.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bridge.engine import Engine
 from bridge.jack_io import JackOutput, ring_buffer
 from bridge.osc import OscServer
 from bridge.recorder import Recorder
+from bridge.session import Session
 from generator.core.contract import FRAME_RATE, SAMPLE_RATE
 
 log = logging.getLogger("jamgen")
@@ -59,6 +63,7 @@ class Daemon:
     def __init__(self, options: DaemonOptions):
         self.options = options
         self.stop_event = threading.Event()
+        self.session: Session | None = None
         self.store: ControlStore | None = None
         self.engine: Engine | None = None
         self.jack: JackOutput | None = None
@@ -71,14 +76,6 @@ class Daemon:
         self._embedder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jamgen-embed")
 
     # --- start-up -----------------------------------------------------------------------------
-    def _initial_controls(self) -> dict[str, Any]:
-        initial: dict[str, Any] = {}
-        for slot, (text, weight) in enumerate(self.options.prompts):
-            initial[f"prompts[{slot}].text"] = text
-            initial[f"prompts[{slot}].weight"] = weight
-        initial.update(self.options.settings)
-        return initial
-
     def start(self) -> None:
         o = self.options
         import jack
@@ -93,9 +90,11 @@ class Daemon:
             except OSError as err:
                 raise StartupError(f"cannot write block log {o.block_log}: {err.strerror}") from None
         # The mapping file first: a broken one is refused before the (slow) model loads.
+        from bridge.learn import start_learn
         from bridge.mappings import MappingEngine, MappingError
 
-        self.store = ControlStore()
+        self.session = Session(o.model, o.prompts, o.settings)
+        self.store = self.session.store
         self.mappings = MappingEngine(self.store)
         if o.mapping:
             try:
@@ -103,40 +102,33 @@ class Daemon:
             except MappingError as err:
                 raise StartupError(str(err)) from None
         try:  # the file's prompts, then the command line's --prompt/--set, which win
-            for name, value in {**self.mappings.initial_values(), **self._initial_controls()}.items():
-                self.store.set(name, value, source="start-up")
+            self.session.set_start_values(self.mappings.initial_values())
         except ValueError as err:
             raise StartupError(str(err)) from None
-        self.store.settle()  # start-up prompts sound at once, without a fade-in
 
         log.info("loading model %r", o.model)
-        try:
-            gen = generators.load(o.model)
+        try:  # also applies the model's control defaults and warms it up
+            gen = self.session.load_model()
         except generators.ModelLoadError as err:
             raise StartupError(str(err)) from None
-        user_set = set(self._initial_controls()) | set(self.mappings.initial_values())
-        for name, value in getattr(gen, "control_defaults", {}).items():
-            if name not in user_set:  # the model's documented default; the user's choice wins
-                self.store.set(name, value, source=f"model {o.model}")
-        warmup = getattr(gen, "warmup", None)
-        if callable(warmup):
-            warmup()
         log.info("model ready in %.1f s", time.monotonic() - t0)
 
         block_seconds = o.block_frames / FRAME_RATE
         # Generators whose block time varies a lot (the symbolic model's note density) ask for
         # more buffer: latency traded for no underruns. An explicit --prebuffer wins.
-        prebuffer = o.prebuffer if o.prebuffer is not None else getattr(gen, "prebuffer_seconds", 0.3)
+        prebuffer = o.prebuffer if o.prebuffer is not None else gen.prebuffer_seconds
         log.info("pre-buffer %.2f s", prebuffer)
         prebuffer_frames = int(prebuffer * SAMPLE_RATE)
         audio_rb = ring_buffer(prebuffer + 2 * block_seconds + 0.1)
         record_rb = ring_buffer(2.0) if o.record else None
-        self.engine = Engine(gen, self.store, audio_rb, o.block_frames, prebuffer_frames, self._block_log)
-        self.jack = JackOutput(audio_rb, prebuffer_frames, o.client_name, o.jack_server, o.connect, record_rb)
-        self.engine.stream_position = lambda: self.jack.consumed
-        if callable(getattr(gen, "drain_midi", None)):  # a generator that makes notes
-            self.engine.midi_out = self.jack.midi_out_queue = queue.SimpleQueue()
-        self.engine.on_flush = self._flush
+        # A generator that makes notes: the engine queues them, stamped with their stream sample,
+        # and the JACK callback sends each on <client>:midi_out in the period that plays it.
+        midi_out = queue.SimpleQueue() if gen.makes_notes else None
+        self.jack = JackOutput(audio_rb, prebuffer_frames, o.client_name, o.jack_server, o.connect, record_rb,
+                               midi_out_queue=midi_out)
+        self.engine = Engine(gen, self.store, audio_rb, o.block_frames, prebuffer_frames, self._block_log,
+                             midi_out=midi_out, stream_position=lambda: self.jack.consumed,
+                             on_flush=self._flush, before_block=[self._apply_timed_osc])
         self.store.subscribe(self._on_control)
         self._apply_output_controls()
         if o.record:
@@ -156,7 +148,6 @@ class Daemon:
                 raise StartupError(f"cannot listen for OSC on {host}:{port}: {err.strerror}") from None
             if osc["feedback"]:
                 self.osc.add_subscriber(*osc["feedback"])
-            self.engine.before_block.append(self.osc.apply_due)
         self._start_surfaces()
         self.engine.start()
         if self.osc is not None:
@@ -194,7 +185,13 @@ class Daemon:
 
     # --- control plumbing ---------------------------------------------------------------------
     def _flush(self) -> None:
+        """The engine cleared its context (stop): the JACK callback drops what is buffered."""
         self.jack.flush_requests += 1
+
+    def _apply_timed_osc(self, sounds_at: float) -> None:
+        """Before each block: apply the timed OSC bundles due by ``sounds_at`` (none without OSC)."""
+        if self.osc is not None:
+            self.osc.apply_due(sounds_at)
 
     def _apply_output_controls(self) -> None:
         values = self.store.values()

@@ -13,17 +13,21 @@ the effective control values), and remembered with its position in the output st
 A generator that raises does not stop the daemon: the error is logged once, the state is
 rebuilt fresh, and generation resumes after a short back-off (the callback meanwhile plays
 out the buffer, then silence).
+
+The engine knows its neighbours only through what its constructor is given (the play position,
+a flush request, the MIDI queue the JACK callback reads, the hooks run before each block), so
+the daemon wires everything in one place, when it builds it, and nothing is patched in later.
 """
 
 from __future__ import annotations
 
 import collections
-import queue
 import json
 import logging
+import queue
 import threading
 import time
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterable
 
 import numpy as np
 
@@ -31,6 +35,7 @@ import jack
 
 from bridge.controls import ControlSnapshot, ControlStore
 from bridge.jack_io import BYTES_PER_FRAME
+from bridge.session import generation_controls
 from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,14 @@ class Engine:
       block_frames: frames (40 ms each) generated per call; latency/overhead trade-off.
       prebuffer_frames: audio frames (samples per channel) to keep buffered ahead of playback.
       block_log: a text file receiving one JSON line per block, or None.
+      midi_out: where the notes of a generator that makes notes go, as ``(stream sample, bytes)``
+        (the JACK callback's queue), or None to drop them.
+      stream_position: returns the output stream's play position in samples (what the JACK callback
+        has consumed); :meth:`sounding` reads it. Default: always 0.
+      on_flush: asks the player to drop the buffered audio (called when a stop clears the context).
+      before_block: called with the wall time at which the next block will start sounding, just
+        before its controls are read (timed OSC bundles are applied here); a hook that raises is
+        logged and skipped.
     """
 
     def __init__(
@@ -58,6 +71,10 @@ class Engine:
         block_frames: int = 5,
         prebuffer_frames: int = 14_400,
         block_log: IO[str] | None = None,
+        midi_out: queue.SimpleQueue | None = None,
+        stream_position: Callable[[], int] = lambda: 0,
+        on_flush: Callable[[], None] = lambda: None,
+        before_block: Iterable[Callable[[float], Any]] = (),
     ):
         self.generator = generator
         self.store = store
@@ -72,17 +89,12 @@ class Engine:
         self.errors = 0
         self.block_times: collections.deque[float] = collections.deque(maxlen=4096)
         self.first_audio_time: float | None = None
-        self.stream_position: Callable[[], int] = lambda: 0  # set by the daemon: samples consumed
-        self.on_flush: Callable[[], None] = lambda: None  # set by the daemon: drop buffered audio
-        # Generators that also make notes expose drain_midi() -> [(sample offset in the last
-        # block, bytes)]; the events go to the JACK callback stamped with stream positions.
-        self._drain_midi = getattr(generator, "drain_midi", None)
-        self.midi_out: "queue.SimpleQueue | None" = None
+        self.stream_position = stream_position
+        self.on_flush = on_flush
+        self.midi_out = midi_out
+        self.before_block: list[Callable[[float], Any]] = list(before_block)
         self._recent: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=64)
         self._listeners: list[BlockListener] = []
-        # Called with the wall time at which the next block will start sounding, just before its
-        # controls are read (timed OSC bundles are applied here).
-        self.before_block: list[Callable[[float], Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state: Any = None
@@ -148,7 +160,7 @@ class Engine:
                 log.exception("before-block hook failed")
         snap = self.store.snapshot(block_seconds)
         snap_time = time.time()
-        controls = snap.generation_controls()
+        controls = generation_controls(snap)
         t0 = time.perf_counter()
         try:
             audio, state = self.generator.generate(self._state, controls, self.block_frames)
@@ -162,9 +174,9 @@ class Engine:
         elapsed = time.perf_counter() - t0
         self._state = state
         self._last_error = ""
-        if self._drain_midi is not None:
+        if self.generator.makes_notes:  # [(sample offset in this block, bytes)], stamped with stream positions
             try:
-                events = self._drain_midi()
+                events = self.generator.drain_midi()
             except Exception as err:  # noqa: BLE001
                 self._report_error("drain_midi", err)
                 events = []

@@ -61,6 +61,17 @@ def _read_into(rb: jack.RingBuffer, out: np.ndarray) -> None:
 class JackOutput:
     """Plays interleaved stereo float32 from ``audio_rb`` into JACK ports ``<name>:out_L/out_R``.
 
+    Args:
+      audio_rb: the ring buffer the engine fills (single reader: this callback).
+      prebuffer_frames: audio frames to have buffered before playing starts (and after an underrun).
+      client_name: the JACK client name (ports ``<name>:out_L``/``out_R``).
+      server_name: the JACK server, or None for the default one.
+      connect: ``system`` or a port pattern to connect the outputs to, or None.
+      record_rb: where the callback mirrors what it played (``--record``), or None.
+      midi_out_queue: the generator's notes as ``(stream sample, bytes)`` (filled by the engine);
+        when given, the client also has a ``<name>:midi_out`` port that sends each note in the
+        period that plays its sample.
+
     Attributes read by other threads (all plain counters, never reset while running):
       underruns: periods in which the buffer ran dry while playing (after priming).
       xruns: xrun notifications from the server.
@@ -76,6 +87,7 @@ class JackOutput:
         server_name: str | None = None,
         connect: str | None = None,
         record_rb: jack.RingBuffer | None = None,
+        midi_out_queue: queue.SimpleQueue | None = None,
     ):
         self.audio_rb = audio_rb
         self.record_rb = record_rb
@@ -114,7 +126,7 @@ class JackOutput:
         # MIDI output (<name>:midi_out) for generators that make notes: the engine queues
         # (stream_sample, bytes); the callback sends each event in the period that plays that
         # sample, so notes stay sample-aligned with the audio they belong to.
-        self.midi_out_queue: queue.SimpleQueue | None = None  # set before open() to get midi_out
+        self.midi_out_queue = midi_out_queue
         self.midi_out_port = None
         self._midi_pending: list[tuple[int, bytes]] = []
         self._notes_on: set[tuple[int, int]] = set()  # (status & 0x0F, note) sounding downstream

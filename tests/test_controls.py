@@ -12,6 +12,7 @@ from bridge.controls import (
     ControlError,
     ControlStore,
 )
+from bridge.session import generation_controls
 
 
 def test_registry_declares_the_required_controls_with_magenta_defaults():
@@ -68,7 +69,7 @@ def test_weights_normalise_over_active_slots_only():
                           "prompts[1].text": "rock", "prompts[1].weight": 0.2,
                           "prompts[2].text": "", "prompts[2].weight": 1.0,  # no text: inactive
                           "prompts[3].text": "folk", "prompts[3].weight": 0.0})  # weight 0: inactive
-    controls = store.snapshot().generation_controls()
+    controls = generation_controls(store.snapshot())
     assert [t for t, _ in controls.prompts] == ["jazz", "rock"]
     assert math.isclose(sum(w for _, w in controls.prompts), 1.0)
     assert math.isclose(controls.prompts[0][1], 0.75)
