@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import faulthandler
+import functools
 import queue
 import logging
 import signal
@@ -143,7 +144,10 @@ class Daemon:
             host = o.osc_host or host
             port = o.osc_port if o.osc_port is not None else port
             try:
-                self.osc = OscServer(self.store, host, port, o.osc_allow, self.engine.sounding)
+                # Custom addresses go to the mapping file's rules; /jamgen/learn needs a file.
+                learn = functools.partial(start_learn, self.mappings) if o.mapping else None
+                self.osc = OscServer(self.store, host, port, o.osc_allow, self.engine.sounding,
+                                     extra_handler=self.mappings.handle_osc, learn_handler=learn)
             except OSError as err:
                 raise StartupError(f"cannot listen for OSC on {host}:{port}: {err.strerror}") from None
             if osc["feedback"]:
@@ -161,10 +165,10 @@ class Daemon:
     def _start_surfaces(self) -> None:
         """Start the MIDI input and the mapping-file engine (see bridge.midi, bridge.mappings).
 
-        The mapping file itself was loaded (and a broken one refused) at the top of start().
-        Custom OSC addresses and ``/jamgen/learn`` are handed to
-        the engine; the MIDI input (``<client>:midi_in``) always opens, connecting the
-        ports that ``midi.inputs`` names, and follows the file on reload.
+        The mapping file itself was loaded (and a broken one refused) at the top of start(), and
+        the OSC server was given its custom-address and ``/jamgen/learn`` hooks when built. The
+        MIDI input (``<client>:midi_in``) always opens, connecting the ports that ``midi.inputs``
+        names, and follows the file on reload.
         """
         from bridge.midi import MidiInput
 
@@ -172,10 +176,6 @@ class Daemon:
         if o.mapping:
             self.mappings.start()
             self.surfaces.append(self.mappings)
-        if self.osc is not None:
-            self.osc.extra_handler = self.mappings.handle_osc
-            if o.mapping:
-                self.osc.learn_handler = self.mappings.learn
         self.midi = MidiInput(self.mappings.handle_midi, o.client_name,
                               self.mappings.midi_settings()["inputs"], o.jack_server,
                               jack_output=self.jack)

@@ -9,6 +9,13 @@ of that. The edited text is validated like any mapping file before it replaces t
 Which source a movement was is decided over a short window (:data:`WINDOW_SECONDS`) after the
 first event, since 14-bit CCs and NRPNs arrive as several messages: an NRPN wins over the CCs
 that carry it, a CC pair n / n+32 is a 14-bit CC, otherwise the first event's kind is used.
+
+Threading: in the daemon, :func:`start_learn` starts :class:`EngineLearn` on its own thread
+(``jamgen-learn``), which waits and writes the file; its taps (:meth:`Collector.offer`,
+:meth:`Collector.offer_osc`) run on the MIDI worker and OSC receive threads, hence the
+collector's lock. ``jamgen learn`` (:func:`cli_learn`) runs on the main thread.
+
+This module builds on :mod:`bridge.mappings` (taps, reload); that module never imports this one.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import time
 from typing import Any, Callable
 
 from bridge import controls
-from bridge.mapping_schema import _Errors, _parse_source, parse
+from bridge.controls import ControlError
+from bridge.mapping_schema import parse, source_of
+from bridge.mappings import MappingEngine, MappingError, load_file
 from bridge.midi_decode import CC, NOTE, NRPN, PITCHBEND, PROGRAM, SourceEvent
 from bridge.yaml_lines import LDict, LList, YamlSourceError, compose, load_located, read_text
 
@@ -88,7 +97,7 @@ def mapping_line(source: dict[str, Any], target: str) -> str:
 
 # --- editing the text ---------------------------------------------------------------------------
 def _source_key(node: Any) -> tuple | None:
-    src = _parse_source(node, 0, _Errors("")) if isinstance(node, LDict) else None
+    src = source_of(node)
     return src.key if src is not None else None
 
 
@@ -299,10 +308,28 @@ class EngineLearn(threading.Thread):
             self.done(message)
 
 
+def start_learn(engine: MappingEngine, target: str, timeout: float = 30.0,
+                done: Callable[[str | None], None] | None = None) -> None:
+    """Arm MIDI/OSC learn in the daemon: the next control moved is written into the file for ``target``.
+
+    Runs in the background (thread ``jamgen-learn``); ``done(message)`` is called with a one-line
+    result (or None on timeout). The daemon hands ``functools.partial(start_learn, engine)`` to the
+    OSC server for ``/jamgen/learn``.
+
+    Raises:
+      ControlError: ``target`` is not a control (at once).
+      RuntimeError: no mapping file is loaded, so there is nowhere to write.
+    """
+    if target not in controls.REGISTRY:
+        raise ControlError(f"unknown control {target!r}{controls.suggest(target)}")
+    if engine.path is None:
+        raise RuntimeError("learn needs a mapping file: start jamgen with --mapping FILE")
+    EngineLearn(engine, target, timeout, done).start()
+
+
 def cli_learn(target: str, path: str, timeout: float = 30.0, server: str | None = None,
               patterns: list[str] | None = None, client_name: str = "jamgen-learn") -> int:
     """``jamgen learn TARGET --mapping FILE``: listen on JACK MIDI, write the file, exit."""
-    from bridge.mappings import MappingError, load_file
     from bridge.midi import MidiInput
     from bridge.midi_decode import MidiDecoder
 

@@ -3,6 +3,10 @@
 Validation collects *every* error instead of stopping at the first (Mopidy's habit), and each
 error is one line, ``file:line: what is wrong``, with a did-you-mean for near-miss keys and
 control names. A file with any error is rejected whole; nothing half-valid is ever applied.
+Valid targets are the names of :data:`bridge.controls.REGISTRY`, nothing listed here.
+
+Threading: pure functions with no state of their own; they run on whichever thread loads a
+file (the main thread at start-up, the mapping watcher on reload, learn before it writes).
 
 Schema (version 1)::
 
@@ -190,7 +194,8 @@ def parse(data: Any, path: str) -> tuple[MappingFile | None, list[str]]:
     osc = data.get("osc")
     if osc is not None:
         if not isinstance(osc, LDict):
-            err.add(data.line_of("osc"), f"osc must be a mapping like {{listen: \"127.0.0.1:9000\"}}, not {_type_name(osc)}")
+            err.add(data.line_of("osc"),
+                    f"osc must be a mapping like {{listen: \"127.0.0.1:9000\"}}, not {_type_name(osc)}")
         else:
             _check_keys(osc, OSC_KEYS, "osc", err)
             listen = _host_port(osc.get("listen"), osc.line_of("listen"), "osc.listen", err)
@@ -200,7 +205,8 @@ def parse(data: Any, path: str) -> tuple[MappingFile | None, list[str]]:
     midi = data.get("midi")
     if midi is not None:
         if not isinstance(midi, LDict):
-            err.add(data.line_of("midi"), f"midi must be a mapping like {{inputs: [\"nanoKONTROL2*\"]}}, not {_type_name(midi)}")
+            err.add(data.line_of("midi"),
+                    f"midi must be a mapping like {{inputs: [\"nanoKONTROL2*\"]}}, not {_type_name(midi)}")
         else:
             _check_keys(midi, MIDI_KEYS, "midi", err)
             raw = midi.get("inputs", [])
@@ -299,7 +305,8 @@ def _check_overlaps(mappings: list[Mapping], err: _Errors) -> None:
 
 def _parse_source(node: Any, line: int, err: _Errors) -> Source | None:
     if not isinstance(node, LDict):
-        err.add(line, f"source must be {{osc: \"/address\"}} or {{midi: {{cc: N, channel: C}}}}, not {_type_name(node)}")
+        err.add(line, f"source must be {{osc: \"/address\"}} or {{midi: {{cc: N, channel: C}}}}, "
+                      f"not {_type_name(node)}")
         return None
     _check_keys(node, SOURCE_KEYS, "source", err)
     if ("osc" in node) == ("midi" in node):
@@ -358,6 +365,14 @@ def _parse_source(node: Any, line: int, err: _Errors) -> Source | None:
     return Source(kind, channel=channel, number=number, relative=relative) if ok else None
 
 
+def source_of(node: Any) -> Source | None:
+    """A ``source:`` node as a :class:`Source`, or None when it is not a valid source.
+
+    For callers that only need to identify a source (learn replacing a rule); errors are dropped.
+    """
+    return _parse_source(node, 0, _Errors("")) if isinstance(node, LDict) else None
+
+
 def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
     n_before = len(err.lines)
     _check_keys(item, MAPPING_KEYS, "mapping", err)
@@ -380,7 +395,8 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
 
     curve = item.get("curve", "linear")
     if curve not in CURVES:
-        err.add(item.line_of("curve"), f"curve must be one of {', '.join(CURVES)}, got {curve!r}{did_you_mean(curve, CURVES)}")
+        err.add(item.line_of("curve"),
+                f"curve must be one of {', '.join(CURVES)}, got {curve!r}{did_you_mean(curve, CURVES)}")
         curve = "linear"
     invert = item.get("invert", False)
     if not isinstance(invert, bool):
@@ -388,7 +404,8 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
         invert = False
     mode = item.get("mode")
     if mode is not None and mode not in MODES:
-        err.add(item.line_of("mode"), f"mode must be one of {', '.join(MODES)}, got {mode!r}{did_you_mean(mode, MODES)}")
+        err.add(item.line_of("mode"),
+                f"mode must be one of {', '.join(MODES)}, got {mode!r}{did_you_mean(mode, MODES)}")
         mode = None
     pickup = item.get("pickup")
     if pickup is not None and not isinstance(pickup, bool):
@@ -402,7 +419,8 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
     if "in" in item:
         in_range = _pair(item["in"], item.line_of("in"), "in", err)
         if source is not None and source.kind != "osc":
-            err.add(item.line_of("in"), "'in' applies to OSC sources only; MIDI inputs are normalised by their resolution")
+            err.add(item.line_of("in"),
+                    "'in' applies to OSC sources only; MIDI inputs are normalised by their resolution")
     out_range = None
     if "range" in item:
         out_range = _pair(item["range"], item.line_of("range"), "range", err)
@@ -427,7 +445,8 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
         if out_range is not None:
             for end in out_range:
                 if not lo <= end <= hi:
-                    err.add(item.line_of("range"), f"range {list(out_range)!r} is outside {target}'s limits {lo:g}..{hi:g}")
+                    err.add(item.line_of("range"),
+                            f"range {list(out_range)!r} is outside {target}'s limits {lo:g}..{hi:g}")
                     return None
             lo, hi = out_range
         if lo > hi:
@@ -445,7 +464,8 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
         err.add(item.line_of("mode"), f"mode {mode} needs a number or on/off target, not {target} ({control.type})")
         return None
     if mode == "select" and controls.prompt_slot(target) is None:
-        err.add(item.line_of("mode"), f"mode select chooses one prompt weight among several; {target} is not a prompt weight")
+        err.add(item.line_of("mode"),
+                f"mode select chooses one prompt weight among several; {target} is not a prompt weight")
         return None
     if source.relative is not None and (mode not in (None, "absolute") or scale is None):
         err.add(item.line_of("source"), f"a relative encoder needs an absolute number target and no mode {mode}")

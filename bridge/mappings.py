@@ -11,6 +11,9 @@ runs on the JACK process thread. Swapping in a reloaded file is a single referen
 under that lock, so an event sees either the old rules or the new ones, never a mix.
 
 Bad input never raises out of ``handle_*``: it is dropped with a rate-limited warning.
+
+MIDI/OSC learn (:mod:`bridge.learn`) builds on this module through :meth:`add_event_tap` and
+:meth:`add_osc_tap`; this module never imports it, so the dependency runs one way only.
 """
 
 from __future__ import annotations
@@ -392,23 +395,6 @@ class MappingEngine:
             self._bad.warning(f"set:{m.target}", "%s -> %s: %s", m.source.describe(), m.target, err)
             return
         self.events_applied += 1
-
-    # --- learn ----------------------------------------------------------------------------------
-    def learn(self, target: str, timeout: float = 30.0,
-              done: Callable[[str | None], None] | None = None) -> None:
-        """Arm MIDI/OSC learn: the next control moved is written into the file for ``target``.
-
-        Runs in the background; ``done(message)`` is called with a one-line result (or None on
-        timeout). Raises :class:`ControlError` at once for an unknown target, and
-        :class:`RuntimeError` when no mapping file is loaded (there is nowhere to write).
-        """
-        from bridge.learn import EngineLearn
-
-        if target not in controls.REGISTRY:
-            raise ControlError(f"unknown control {target!r}{controls.suggest(target)}")
-        if self._path is None:
-            raise RuntimeError("learn needs a mapping file: start jamgen with --mapping FILE")
-        EngineLearn(self, target, timeout, done).start()
 
 
 def _stamp(path: str) -> tuple | None:

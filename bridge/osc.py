@@ -1,15 +1,17 @@
-"""The OSC surface: jamgen's built-in ``/jamgen/...`` address space over UDP (python-osc).
+"""The OSC server: jamgen's built-in ``/jamgen/...`` address space over UDP (python-osc).
 
-The address space is generated from the control registry (:mod:`bridge.controls`):
+The address space and what each address does live in :mod:`bridge.osc_routes` (pure, no
+socket); this module owns the transport around it: the UDP socket and its receive thread, the
+allow-list, the feedback subscribers, and bundles with a future timetag. In short:
 
 ===================================  ==========================================================
 ``/jamgen/prompt/<slot> s [f]``      set slot text (and weight, default 1.0)
 ``/jamgen/prompt/<slot>/text s``     set slot text
 ``/jamgen/prompt/<slot>/weight f``   set slot weight (0 = inactive)
 ``/jamgen/prompt/<slot>/clear``      empty the slot
-``/jamgen/<control> v``              every scalar control: guidance, temperature, top_k, seed,
-                                     mute, and ``/jamgen/volume`` (dB) for ``volume_db``
-``/jamgen/play|pause|stop|reset``    transport
+``/jamgen/<control> v``              every scalar control of the registry; an alias may give a
+                                     shorter tail (``/jamgen/volume`` for ``volume_db``)
+``/jamgen/play|pause|stop|reset``    transport (every trigger of the registry)
 ``/jamgen/state``                    reply to the sender with every value
 ``/jamgen/subscribe [port]``         send every change (and what is sounding) to the sender
 ``/jamgen/unsubscribe [port]``
@@ -19,10 +21,12 @@ The address space is generated from the control registry (:mod:`bridge.controls`
 Feedback uses the same addresses, plus ``/jamgen/transport s`` and ``/jamgen/sounding/...``
 (the controls of the block audible now). Any other address goes to the mapping engine's hook.
 
-Threading: one receive thread reads datagrams and dispatches them in order (no thread per
-packet, so a burst cannot spawn thousands of threads). Bundles whose timetag is in the future
-are queued and applied by the engine just before it generates the block that will be sounding
-at that time (:meth:`OscServer.apply_due`), never by sleeping in the receive thread.
+Threading: one receive thread (``jamgen-osc``) reads datagrams and dispatches them in order
+(no thread per packet, so a burst cannot spawn thousands of threads). Bundles whose timetag is
+in the future are queued and applied by the engine's generation thread just before it
+generates the block that will be sounding at that time (:meth:`OscServer.apply_due`), never by
+sleeping in the receive thread. A feedback thread (``jamgen-osc-feedback``) reports what is
+sounding at 20 Hz; control changes are reported on the thread that made them.
 
 Security: OSC has no authentication. The server binds to 127.0.0.1 unless told otherwise, and
 an allow-list (addresses or networks) filters senders. Bad packets are dropped with a
@@ -35,52 +39,40 @@ import heapq
 import ipaddress
 import itertools
 import logging
-import math
-import re
 import socket
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 from pythonosc import osc_packet
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from bridge.controls import (
-    NUM_PROMPTS,
-    REGISTRY,
-    TRIGGER,
-    ControlError,
-    ControlStore,
-    prompt_slot,
+from bridge.controls import ControlError, ControlStore
+from bridge.osc_routes import (
+    PREFIX,
+    Message,
+    OscRouter,
+    builtin_addresses,
+    control_address,
+    feedback_address,
+    sounding_messages,
+    state_messages,
 )
 from bridge.ratelimit import RateLimitedLogger
 
 log = logging.getLogger(__name__)
 warn = RateLimitedLogger(log)
 
-PREFIX = "/jamgen"
 MAX_SUBSCRIBERS = 16
+MAX_SCHEDULED = 10_000  # future bundle messages waiting; beyond that they are dropped
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # survive bursts (the default ~200 KB drops 3/4 of one)
-ALIASES = {"volume_db": "volume"}  # control name -> address tail where the short name reads better
+
+# The address helpers are re-exported: surfaces and tests know them as bridge.osc's.
+__all__ = ["MAX_SUBSCRIBERS", "OscServer", "PREFIX", "builtin_addresses", "control_address", "encode_message"]
 
 
-def control_address(name: str) -> str:
-    """The OSC address of control ``name`` (``prompts[2].weight`` -> ``/jamgen/prompt/2/weight``)."""
-    slot = prompt_slot(name)
-    if slot:
-        return f"{PREFIX}/prompt/{slot[0]}/{slot[1]}"
-    return f"{PREFIX}/{ALIASES.get(name, name)}"
-
-
-def builtin_addresses() -> list[str]:
-    """Every address the daemon accepts (for generated surfaces and their tests)."""
-    addresses = [control_address(n) for n in REGISTRY]
-    for i in range(NUM_PROMPTS):
-        addresses += [f"{PREFIX}/prompt/{i}", f"{PREFIX}/prompt/{i}/clear"]
-    addresses += [f"{PREFIX}/{a}" for a in ("volume_db", "state", "subscribe", "unsubscribe", "learn")]
-    return sorted(set(addresses))
-
-
-def _message(address: str, *args: Any) -> bytes:
+def encode_message(address: str, *args: Any) -> bytes:
+    """One OSC datagram; bools and ints go as ``i``, floats as ``f``, anything else as ``s``."""
     builder = OscMessageBuilder(address)
     for arg in args:
         if isinstance(arg, bool):
@@ -95,7 +87,8 @@ def _message(address: str, *args: Any) -> bytes:
 
 
 class OscServer:
-    """Receives OSC on ``host:port`` and applies it to ``store``.
+    """Receives OSC on ``host:port`` and applies it to ``store``; see the module docstring for
+    its threads.
 
     Args:
       store: the live controls.
@@ -103,6 +96,12 @@ class OscServer:
       allow: sender addresses or networks allowed (``["127.0.0.1", "192.168.1.0/24"]``);
         None allows everyone who can reach the socket.
       sounding: returns the block info audible now (``Engine.sounding``), for feedback.
+      extra_handler: ``extra_handler(address, args) -> bool`` for addresses that are not built
+        in (the mapping engine's ``handle_osc``); True means it was used.
+      learn_handler: ``learn_handler(target)`` for ``/jamgen/learn``; None refuses learn.
+
+    Raises:
+      OSError: the socket cannot be bound.
     """
 
     def __init__(
@@ -112,12 +111,12 @@ class OscServer:
         port: int = 9000,
         allow: Iterable[str] | None = None,
         sounding: Callable[[], dict[str, Any] | None] = lambda: None,
+        extra_handler: Callable[[str, tuple], bool] | None = None,
+        learn_handler: Callable[[str], None] | None = None,
     ):
         self.store = store
         self.sounding = sounding
         self.allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow else None
-        self.extra_handler: Callable[[str, tuple], bool] | None = None  # mapping-file addresses
-        self.learn_handler: Callable[[str], None] | None = None
         self.received = 0
         self.rejected = 0
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
@@ -133,12 +132,30 @@ class OscServer:
         self._counter = itertools.count()
         self._stop = threading.Event()
         self._last_sounding: dict[str, Any] = {}
+        self.router = OscRouter(store, self._reply, self._subscribe, sounding=sounding,
+                                extra_handler=extra_handler, learn_handler=learn_handler, warn=warn)
         self._threads = [
             threading.Thread(target=self._receive_loop, name="jamgen-osc", daemon=True),
             threading.Thread(target=self._feedback_loop, name="jamgen-osc-feedback", daemon=True),
         ]
         self._unsubscribe = store.subscribe(self._on_change)
-        self._routes = self._build_routes()
+
+    # The hooks live on the router; these keep ``server.extra_handler = ...`` working.
+    @property
+    def extra_handler(self) -> Callable[[str, tuple], bool] | None:
+        return self.router.extra_handler
+
+    @extra_handler.setter
+    def extra_handler(self, fn: Callable[[str, tuple], bool] | None) -> None:
+        self.router.extra_handler = fn
+
+    @property
+    def learn_handler(self) -> Callable[[str], None] | None:
+        return self.router.learn_handler
+
+    @learn_handler.setter
+    def learn_handler(self, fn: Callable[[str], None] | None) -> None:
+        self.router.learn_handler = fn
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -156,47 +173,6 @@ class OscServer:
         self._sock.close()
         self._send_sock.close()
 
-    # --- routing ------------------------------------------------------------------------------
-    def _build_routes(self) -> dict[str, Callable[[tuple, tuple], None]]:
-        routes: dict[str, Callable[[tuple, tuple], None]] = {}
-        for name, control in REGISTRY.items():
-            if control.type == TRIGGER:
-                routes[control_address(name)] = lambda args, sender, n=name: self.store.trigger(n, source=f"osc:{sender[0]}")
-            else:
-                routes[control_address(name)] = lambda args, sender, n=name: self._set(n, args, sender)
-        routes[f"{PREFIX}/volume_db"] = routes[control_address("volume_db")]
-        for i in range(NUM_PROMPTS):
-            routes[f"{PREFIX}/prompt/{i}"] = lambda args, sender, i=i: self._set_prompt(i, args, sender)
-            routes[f"{PREFIX}/prompt/{i}/clear"] = lambda args, sender, i=i: self._clear_prompt(i, sender)
-        routes[f"{PREFIX}/state"] = lambda args, sender: self._send_state(sender)
-        routes[f"{PREFIX}/subscribe"] = lambda args, sender: self._subscribe(args, sender, True)
-        routes[f"{PREFIX}/unsubscribe"] = lambda args, sender: self._subscribe(args, sender, False)
-        routes[f"{PREFIX}/learn"] = self._learn
-        return routes
-
-    def _set(self, name: str, args: tuple, sender: tuple) -> None:
-        if len(args) != 1:
-            raise ControlError(f"{control_address(name)} takes 1 argument, got {len(args)}")
-        self.store.set(name, args[0], source=f"osc:{sender[0]}")
-
-    def _set_prompt(self, slot: int, args: tuple, sender: tuple) -> None:
-        if not 1 <= len(args) <= 2 or not isinstance(args[0], str):
-            raise ControlError(f"{PREFIX}/prompt/{slot} takes s:text [f:weight]")
-        weight = args[1] if len(args) == 2 else 1.0
-        self.store.set(f"prompts[{slot}].text", args[0], source=f"osc:{sender[0]}")
-        self.store.set(f"prompts[{slot}].weight", weight, source=f"osc:{sender[0]}")
-
-    def _clear_prompt(self, slot: int, sender: tuple) -> None:
-        self.store.set(f"prompts[{slot}].weight", 0.0, source=f"osc:{sender[0]}")
-        self.store.set(f"prompts[{slot}].text", "", source=f"osc:{sender[0]}")
-
-    def _learn(self, args: tuple, sender: tuple) -> None:
-        if len(args) != 1 or not isinstance(args[0], str):
-            raise ControlError(f"{PREFIX}/learn takes s:target")
-        if self.learn_handler is None:
-            raise ControlError("MIDI learn needs a mapping file (jamgen run --mapping FILE)")
-        self.learn_handler(args[0])
-
     # --- receiving ----------------------------------------------------------------------------
     def _allowed(self, sender: tuple) -> bool:
         if self.allow is None:
@@ -208,6 +184,7 @@ class OscServer:
         return any(ip in net for net in self.allow)
 
     def _receive_loop(self) -> None:
+        """Receive thread: read and dispatch datagrams until :meth:`close`."""
         while not self._stop.is_set():
             try:
                 data, sender = self._sock.recvfrom(65536)
@@ -237,8 +214,6 @@ class OscServer:
             warn.warning("parse", "OSC: unparseable packet of %d bytes from %s: %s",
                          len(data), sender[0], str(err)[:120])
             return
-        import time
-
         now = time.time()
         for timed in packet.messages:
             msg = timed.message
@@ -250,7 +225,7 @@ class OscServer:
                 continue
             if timed.time > now + 0.001:
                 with self._sched_lock:
-                    if len(self._scheduled) < 10_000:
+                    if len(self._scheduled) < MAX_SCHEDULED:
                         heapq.heappush(self._scheduled, (timed.time, next(self._counter), address, args, sender))
                     else:
                         warn.warning("sched", "OSC: too many scheduled messages; dropped %s", address)
@@ -258,32 +233,15 @@ class OscServer:
             self.dispatch(address, args, sender)
 
     def dispatch(self, address: str, args: tuple, sender: tuple) -> None:
-        """Apply one message now; bad ones are logged (rate-limited) and dropped."""
-        for arg in args:
-            if isinstance(arg, float) and not math.isfinite(arg):
-                self.rejected += 1
-                warn.warning(f"nan:{address[:64]}", "OSC: %s: non-finite argument %r ignored", address[:64], arg)
-                return
-        route = self._routes.get(address)
-        try:
-            if route is not None:
-                route(args, sender)
-                return
-            if self.extra_handler is not None and self.extra_handler(address, args):
-                return
-        except ControlError as err:
+        """Apply one message now; bad ones are logged (rate-limited), counted and dropped."""
+        if not self.router.dispatch(address, args, sender):
             self.rejected += 1
-            warn.warning(f"err:{address[:64]}", "OSC: %s: %s", address[:64], err)
-            return
-        self.rejected += 1
-        warn.warning(f"unknown:{address[:64]}", "OSC: unknown address %r from %s%s", address[:64],
-                     sender[0], _did_you_mean(address))
 
     def apply_due(self, until: float) -> int:
         """Apply scheduled bundle messages whose timetag is <= ``until`` (wall time).
 
-        Called by the engine before it snapshots controls for a block that will start
-        sounding at ``until``. Returns how many were applied.
+        Called on the engine's generation thread before it snapshots controls for a block that
+        will start sounding at ``until``. Returns how many were applied.
         """
         due = []
         with self._sched_lock:
@@ -296,33 +254,21 @@ class OscServer:
     # --- feedback -----------------------------------------------------------------------------
     def _send(self, target: tuple[str, int], address: str, *args: Any) -> None:
         try:
-            self._send_sock.sendto(_message(address, *args), target)
+            self._send_sock.sendto(encode_message(address, *args), target)
         except OSError as err:
             warn.warning(f"send:{target}", "OSC: cannot send to %s:%d: %s", target[0], target[1], err)
 
-    def state_messages(self, values: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
-        values = values if values is not None else self.store.values()
-        out = [(f"{PREFIX}/transport", values["transport"])]
-        for name in REGISTRY:
-            if name in values:
-                out.append((control_address(name), values[name]))
-        return out
+    def _reply(self, target: tuple[str, int], messages: list[Message]) -> None:
+        """The router's reply hook: send ``messages`` to ``target``."""
+        for address, value in messages:
+            self._send(target, address, value)
 
-    def _send_state(self, sender: tuple) -> None:
-        for address, value in self.state_messages():
-            self._send(sender[:2], address, value)
-        sounding = self.sounding()
-        if sounding:
-            for address, value in _sounding_messages(sounding):
-                self._send(sender[:2], address, value)
+    def state_messages(self, values: dict[str, Any] | None = None) -> list[Message]:
+        """The ``/jamgen/state`` reply for ``values`` (default: the store's values now)."""
+        return state_messages(values if values is not None else self.store.values())
 
-    def _subscribe(self, args: tuple, sender: tuple, on: bool) -> None:
-        port = sender[1]
-        if args:
-            if not isinstance(args[0], (int, float)) or not 0 < int(args[0]) < 65536:
-                raise ControlError(f"{PREFIX}/subscribe takes an optional port 1..65535")
-            port = int(args[0])
-        target = (sender[0], port)
+    def _subscribe(self, target: tuple[str, int], on: bool) -> None:
+        """The router's subscribe hook (``/jamgen/subscribe`` and ``/jamgen/unsubscribe``)."""
         with self._sub_lock:
             if not on:
                 self._subscribers.discard(target)
@@ -331,7 +277,6 @@ class OscServer:
                 raise ControlError(f"too many subscribers (max {MAX_SUBSCRIBERS})")
             self._subscribers.add(target)
         log.info("OSC: %s:%d subscribed to feedback", *target)
-        self._send_state((sender[0], port))
 
     def add_subscriber(self, host: str, port: int) -> None:
         """Send feedback to ``host:port`` (the mapping file's ``osc.feedback``)."""
@@ -339,21 +284,19 @@ class OscServer:
             self._subscribers.add((host, port))
 
     def _on_change(self, name: str, value: Any) -> None:
+        """Store listener, on the writer's thread: report a change to every subscriber."""
         with self._sub_lock:
             targets = list(self._subscribers)
         if not targets:
             return
-        if name == "transport":
-            address = f"{PREFIX}/transport"
-        elif name in REGISTRY and REGISTRY[name].type != TRIGGER:
-            address = control_address(name)
-        else:
+        address = feedback_address(name)
+        if address is None:
             return
         for target in targets:
             self._send(target, address, value)
 
     def _feedback_loop(self) -> None:
-        """At 20 Hz, tell subscribers when the block now audible has different controls."""
+        """Feedback thread: at 20 Hz, tell subscribers when the block now audible has different controls."""
         while not self._stop.wait(0.05):
             with self._sub_lock:
                 targets = list(self._subscribers)
@@ -362,27 +305,8 @@ class OscServer:
             info = self.sounding()
             if not info:
                 continue
-            for address, value in _sounding_messages(info):
+            for address, value in sounding_messages(info):
                 if self._last_sounding.get(address) != value:
                     self._last_sounding[address] = value
                     for target in targets:
                         self._send(target, address, value)
-
-
-def _sounding_messages(info: dict[str, Any]) -> list[tuple[str, Any]]:
-    c = info["controls"]
-    out = [(f"{PREFIX}/sounding/frame", int(info["frame"]))]
-    for key in ("guidance", "temperature", "top_k", "volume_db", "mute"):
-        out.append((f"{PREFIX}/sounding/{ALIASES.get(key, key)}", c[key]))
-    out.append((f"{PREFIX}/sounding/prompts", " | ".join(f"{t}:{w:.2f}" for t, w in c["prompts"])))
-    return out
-
-
-_WORD = re.compile(r"[^/]+")
-
-
-def _did_you_mean(address: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(address, builtin_addresses(), n=1, cutoff=0.7)
-    return f" (did you mean {close[0]}?)" if close else ""

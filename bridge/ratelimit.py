@@ -3,6 +3,9 @@
 Each warning has a key (e.g. the offending address); a key logs at most once per ``interval``
 seconds, and the next line for it says how many were suppressed meanwhile. The number of keys
 remembered is bounded, so a client inventing endless keys cannot grow memory.
+
+Threading: :meth:`RateLimitedLogger.warning` may be called from any thread except the JACK
+process callback (it logs); one lock guards the bookkeeping.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
-"""Generate the Max/MSP patch and the TouchOSC layout from the control registry.
+"""Generate the Max/MSP patch, the TouchOSC layout and the README's controls table from the registry.
 
-Both surfaces talk to the daemon's built-in OSC address space (``bridge.osc``), so neither
-needs a mapping file. Every control, range and label comes from :data:`bridge.controls.REGISTRY`
-and every address from :func:`bridge.osc.control_address`: add a control there, run this
-script, and both surfaces gain it. Never edit the generated files by hand.
+Both surfaces talk to the daemon's built-in OSC address space (:mod:`bridge.osc_routes`), so
+neither needs a mapping file. Every control, range and label comes from
+:data:`bridge.controls.REGISTRY` and every address from :mod:`bridge.osc_routes`: add a control
+there, run this script, and both surfaces gain it. Never edit the generated files by hand.
+The README's controls table is :func:`controls_markdown` (tests/test_registry_surfaces.py keeps
+README.md equal to it). Pure functions; run at build time, never by the daemon.
 
 Usage::
 
     python -m bridge.surfaces_gen            # writes max_patches/jamgen.maxpat, mappings/jamgen.tosc
     python -m bridge.surfaces_gen --check    # exit 1 if the committed files are out of date
+    python -m bridge.surfaces_gen --markdown # print the README's controls table
 
 Max (``.maxpat``, Max 8/9 JSON): ``[udpsend 127.0.0.1 9000]`` carries every message;
 ``[udpreceive 9001]`` + ``[route ...]`` feeds values back through ``[prepend set]`` into the same
@@ -32,8 +35,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from bridge.controls import BOOL, FLOAT, INT, NUM_PROMPTS, REGISTRY, TRIGGER
-from bridge.osc import PREFIX, control_address
+from bridge.controls import BOOL, FLOAT, INT, NUM_PROMPTS, REGISTRY, STRING, TRIGGER, WEIGHT_SLEW_SECONDS, prompt_slot
+from bridge.osc_routes import PREFIX, SOUNDING_PREFIX, TRANSPORT_ADDRESS, control_address, prompt_address
 
 ROOT = Path(__file__).resolve().parent.parent
 MAXPAT = ROOT / "max_patches" / "jamgen.maxpat"
@@ -128,7 +131,7 @@ def build_maxpat() -> dict:
         wmsg = p.box("message", f"{control_address(f'prompts[{i}].weight')} $1", x, 190, 150)
         p.line(weight, 0, wmsg)
         p.line(wmsg, 0, send)
-        clear = p.box("message", f"{PREFIX}/prompt/{i}/clear", x, 215, 150)
+        clear = p.box("message", prompt_address(i, "clear"), x, 215, 150)
         p.line(clear, 0, send)
         feedback.append((control_address(f"prompts[{i}].weight"), weight))
         text_show = p.box("message", "", x, 240, 150)  # shows the slot's text as the daemon has it
@@ -163,8 +166,8 @@ def build_maxpat() -> dict:
     p.line(state, 0, send)
 
     # status: transport and what is sounding now
-    status = [(f"{PREFIX}/transport", "transport"), (f"{PREFIX}/sounding/prompts", "sounding prompts"),
-              (f"{PREFIX}/sounding/frame", "sounding frame")]
+    status = [(TRANSPORT_ADDRESS, "transport"), (f"{SOUNDING_PREFIX}/prompts", "sounding prompts"),
+              (f"{SOUNDING_PREFIX}/frame", "sounding frame")]
     for k, (address, title) in enumerate(status):
         p.box("comment", title, 900, 440 + k * 50, 200)
         show = p.box("message", "", 900, 460 + k * 50, 420)
@@ -284,7 +287,7 @@ def build_tosc() -> ET.Element:
         _osc(fader.find("messages"), control_address(f"prompts[{i}].weight"), "x")
         clear = _node(kids, "BUTTON", f"prompt{i}_clear", (x + 30, 420, 60, 40), (0.8, 0.3, 0.3, 1))
         _value(clear.find("values"), "x", 0)
-        _osc(clear.find("messages"), f"{PREFIX}/prompt/{i}/clear", None, condition="RISE", receive=False)
+        _osc(clear.find("messages"), prompt_address(i, "clear"), None, condition="RISE", receive=False)
     for j, name in enumerate(MAIN_CONTROLS):
         c = REGISTRY[name]
         frame = (10 + j * 170, 480, 160, 60)
@@ -310,7 +313,7 @@ def build_tosc() -> ET.Element:
             _osc(node.find("messages"), control_address(name), None, condition="RISE", receive=False)
     status = _node(kids, "LABEL", "transport", (10 + 6 * 126, 600, 240, 80), (1, 1, 1, 1))
     _value(status.find("values"), "text", "transport")
-    _osc(status.find("messages"), f"{PREFIX}/transport", "text", "STRING", send=False)
+    _osc(status.find("messages"), TRANSPORT_ADDRESS, "text", "STRING", send=False)
     return root
 
 
@@ -319,10 +322,90 @@ def tosc_bytes() -> bytes:
     return zlib.compress(("<?xml version='1.0' encoding='UTF-8'?>\n" + xml).encode("utf-8"), 9)
 
 
+# --- README ---------------------------------------------------------------------------------------
+# What the README's table says beyond a control's own ``doc``: how the daemon applies it, not what
+# it is. Keyed by control name (slot 0's for a prompt row); tests/test_registry_surfaces.py checks
+# that every key is in the registry.
+README_NOTES: dict[str, str] = {
+    "prompts[0].weight": f"slewed over {WEIGHT_SLEW_SECONDS:g} s so that a jump does not click",
+    "guidance": "a model may bring its own default (`symbolic`: 1.25)",
+    "volume_db": "ramped in the JACK callback, within one period",
+    "mute": "ramped",
+    "stop": "also drops the buffer",
+}
+README_BEGIN, README_END = "<!-- controls:begin -->", "<!-- controls:end -->"
+
+
+def _row_groups() -> list[list[str]]:
+    """Registry names in table rows: each prompt field of all slots together, all triggers together."""
+    groups: dict[Any, list[str]] = {}
+    for name, control in REGISTRY.items():
+        slot = prompt_slot(name)
+        key = ("prompts", slot[1]) if slot else ("triggers",) if control.type == TRIGGER else name
+        groups.setdefault(key, []).append(name)
+    return list(groups.values())
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _range_text(name: str) -> str:
+    c = REGISTRY[name]
+    if c.type == STRING:
+        return f"text, up to {int(c.maximum)} characters"
+    if c.type == BOOL:
+        return "on/off"
+    unit = f" {c.unit}" if c.unit else ""
+    return f"{'integer ' if c.type == INT else ''}{_num(c.minimum)}..{_num(c.maximum)}{unit}"
+
+
+def _default_text(name: str) -> str:
+    c = REGISTRY[name]
+    if c.type == STRING:
+        return "empty" if not c.default else f"`{c.default}`"
+    if c.type == BOOL:
+        return "on" if c.default else "off"
+    return f"{c.default:g}"
+
+
+def _notes(name: str, doc: str) -> str:
+    return "; ".join(part for part in (doc, README_NOTES.get(name, "")) if part)
+
+
+def controls_markdown() -> str:
+    """The README's controls table (between ``<!-- controls:begin -->`` and ``<!-- controls:end -->``).
+
+    One row per control, except that each prompt field is one row for all slots and the
+    triggers share one row. Columns: control, range, default, notes (the control's ``doc``,
+    plus :data:`README_NOTES`).
+    """
+    lines = ["| control | range | default | notes |", "|---|---|---|---|"]
+    for names in _row_groups():
+        first = names[0]
+        slot = prompt_slot(first)
+        if REGISTRY[first].type == TRIGGER:
+            label = ", ".join(f"`{n}`" for n in names)
+            rng, default = "triggers", ""
+            notes = ". ".join(f"`{n}`: {_notes(n, REGISTRY[n].doc)}" for n in names)
+        else:
+            label = f"`prompts[0..{len(names) - 1}].{slot[1]}`" if slot else f"`{first}`"
+            rng, default = _range_text(first), _default_text(first)
+            doc = REGISTRY[first].doc.replace(f"slot {slot[0]}", "each slot") if slot else REGISTRY[first].doc
+            notes = _notes(first, doc)
+        cells = (label, _md(rng), default, _md(notes))
+        lines.append("|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if the committed files are out of date")
+    ap.add_argument("--markdown", action="store_true", help="print the README's controls table and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(controls_markdown())
+        return 0
     outputs = {MAXPAT: maxpat_text().encode("utf-8"), TOSC: tosc_bytes()}
     stale = []
     for path, data in outputs.items():

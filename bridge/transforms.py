@@ -15,6 +15,9 @@ Curves:
 * ``log``: the mirror image of ``exp`` (fast at the bottom).
 
 Soft takeover ("pick-up") lives here as well, as it is pure arithmetic on normalised values.
+
+Threading: :class:`Scale` is immutable and safe anywhere; a :class:`Pickup` belongs to one
+mapping and is only touched under the mapping engine's lock.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ plain ``dict`` / ``list`` subclasses that also carry the 1-based line of each ke
 The same walk is the defence against hostile files: size is capped before parsing, text must
 be UTF-8, and alias expansion ("billion laughs") is bounded by counting every node visited,
 aliases included, so a 1 kB file can never expand into gigabytes.
+
+Threading: pure functions, safe on any thread (start-up, the mapping watcher, learn).
 """
 
 from __future__ import annotations
