@@ -3,7 +3,7 @@
 Prompts are the held-out works' captions with their numbers removed ("moderate jazz with drums and
 walking bass, in F major"); neither the model nor the head has seen them. Each is played for
 ``--seconds`` through the real-time path, and the key of the melodic notes (drums excluded) is named
-by :func:`generator.symbolic.pitch.key_of` (Krumhansl-Kessler; on the real held-out works it names
+by :func:`generator.train.heads.pitch.key_of` (Krumhansl-Kessler; on the real held-out works it names
 the caption's key in 65 % of works, which is the ceiling here). Printed per setting: how often the
 generated key is the caption's key (chance about 4 %), its tonic, and its mode; and the mean L1
 distance between the generated pitch-class distribution and the held-out work's own.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def played_pitch_classes(gen, prompt: str, seconds: float, seed: int) -> np.ndarray:
     from generator.symbolic import tokens as tok
-    from generator.symbolic.eval import play_prompt
+    from generator.train.symbolic_eval import play_prompt
 
     out = np.zeros(12)
     for _, d in play_prompt(gen, prompt, seconds, seed):
@@ -45,10 +45,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from tqdm import tqdm
 
-    from generator.symbolic.dataset import TokenSet
-    from generator.symbolic.pitch import PitchHead, key_of, parse_key, pitch_classes
+    from generator.data.symbolic_tokens import TokenSet
+    from generator.symbolic.pitch import PitchHead
     from generator.symbolic.system import load
-    from generator.symbolic.tempo import number_free
+    from generator.train.heads.pitch import key_of, parse_key, pitch_classes
+    from generator.train.heads.tempo import number_free
 
     gen = load(args.model)
     gen.warmup()

@@ -3,7 +3,7 @@
 Prompts are the held-out works' captions with their numbers removed ("upbeat jazz with drums and
 walking bass, in F major": the tempo is in the words only), so neither the model nor the head has
 seen them. Each is played for ``--seconds`` through the real-time path (the daemon's ``generate``)
-and the tempo of its note onsets is estimated (:func:`generator.symbolic.tempo.estimate_bpm`, which
+and the tempo of its note onsets is estimated (:func:`generator.train.heads.tempo.estimate_bpm`, which
 on the real held-out works finds the stated tempo within 8 % in 63 % of works). Printed per setting:
 - within 8 %: the estimated tempo is the caption's (chance-level is what "off" shows);
 - log-corr: correlation of log estimated tempo with log caption tempo;
@@ -39,8 +39,8 @@ STYLES = ("swing jazz with drums", "rock with electric guitar and drums", "bossa
 
 def play(gen, prompt: str, seconds: float, seed: int, rate: bool = False):
     """(estimated BPM, playback speed) of ``seconds`` of ``prompt``; with ``rate``, note-ons per second."""
-    from generator.symbolic.eval import notes_of_midi, play_prompt
-    from generator.symbolic.tempo import estimate_bpm
+    from generator.train.heads.tempo import estimate_bpm
+    from generator.train.symbolic_eval import notes_of_midi, play_prompt
 
     _, onsets = notes_of_midi(play_prompt(gen, prompt, seconds, seed))
     if rate:
@@ -58,9 +58,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from tqdm import tqdm
 
-    from generator.symbolic.dataset import TokenSet
+    from generator.data.symbolic_tokens import TokenSet
     from generator.symbolic.system import load
-    from generator.symbolic.tempo import caption_bpm, number_free
+    from generator.train.heads.tempo import caption_bpm, number_free
 
     gen = load(args.model)
     gen.warmup()

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from generator.core import gm
+from generator.data import source_music21
 from generator.data import sources as S
 
 
@@ -82,7 +83,7 @@ def test_heldout_disjoint_by_work_and_groove():
 def test_essen_is_excluded():
     refs = S.work_refs(None, ("music21",))
     assert len(refs) > 5000
-    assert (S._m21_corpus_dir() / "essenFolksong").is_dir()  # it ships, so excluding it is a real choice
+    assert (source_music21.m21_corpus_dir() / "essenFolksong").is_dir()  # it ships, so excluding it is a real choice
     assert not any(r.path.split("/")[0] == "essenFolksong" or r.collection == "music21/essenFolksong" for r in refs)
     assert not any(w.collection == "music21/essenFolksong" for w in S.iter_works("train", ("music21",), limit=3))
     assert not any(r.path.endswith(".rntxt") for r in refs)

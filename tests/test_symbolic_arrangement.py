@@ -10,9 +10,10 @@ import numpy as np
 import generator
 from generator.core.contract import GenerationControls
 from generator.symbolic import tokens as tok
-from generator.symbolic.arrangement import FILE, NEG, Arrangement, parts_present
+from generator.symbolic.arrangement import FILE, NEG, Arrangement
 from generator.symbolic.model import PRESETS
 from generator.symbolic.system import CHECKPOINTS, SymbolicSystem
+from generator.train.heads.arrangement import parts_present
 
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 PIANO, BASS, DRUMS = 0, 4, tok.DRUM_PART

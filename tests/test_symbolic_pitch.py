@@ -10,9 +10,10 @@ import numpy as np
 import generator
 from generator.core.contract import GenerationControls
 from generator.symbolic import tokens as tok
-from generator.symbolic.eval import generate_midi
-from generator.symbolic.pitch import FILE, MAJOR, MINOR, PitchHead, key_of, parse_key, pitch_classes
+from generator.symbolic.pitch import FILE, PitchHead
 from generator.symbolic.system import CHECKPOINTS, SymbolicSystem
+from generator.train.heads.pitch import MAJOR, MINOR, key_of, parse_key, pitch_classes
+from generator.train.symbolic_eval import generate_midi
 
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 

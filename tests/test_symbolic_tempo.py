@@ -11,9 +11,10 @@ import pytest
 
 import generator
 from generator.core.contract import GenerationControls
-from generator.symbolic.eval import generate_midi
 from generator.symbolic.system import CHECKPOINTS, STEP_SAMPLES, SymbolicSystem
-from generator.symbolic.tempo import FILE, TempoHead, TimeMap, estimate_bpm, number_free
+from generator.symbolic.tempo import FILE, TempoHead, TimeMap
+from generator.train.heads.tempo import estimate_bpm, number_free
+from generator.train.symbolic_eval import generate_midi
 
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 

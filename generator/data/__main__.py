@@ -13,6 +13,7 @@ import logging
 import sys
 
 from . import sources as S
+from .source_music21 import music21_base
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         bad = 0
         for ref in tqdm(refs, unit="work", desc="parse music21"):
             try:
-                S._music21_base(ref)
+                music21_base(ref)
             except Exception:
                 bad += 1
         print(f"{len(refs) - bad} works cached in {S.cache_dir()}, {bad} failed")

@@ -16,36 +16,19 @@ time it becomes a bias on the 16 PART tokens (:meth:`Arrangement.part_bias`):
 * the most likely family is never banned, so some part can always play.
 
 The bias enters the sampler as a traced [VOCAB] vector (no recompilation when the prompt changes).
-Fitting takes seconds (``python -m generator.symbolic.arrangement``); the weights (384 x 16) live
-in the symbolic checkpoint as ``arrangement.safetensors``.
+Fitting takes seconds (``python -m generator.train heads arrangement``, :mod:`generator.train.heads.arrangement`);
+the weights (384 x 16) live in the symbolic checkpoint as ``arrangement.safetensors``.
 """
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 
 from generator.symbolic import heads
 from generator.symbolic import tokens as tok
 
-log = logging.getLogger(__name__)
 FILE = "arrangement.safetensors"
 NEG = -1e9
-
-
-def parts_present(seq: np.ndarray) -> np.ndarray:
-    """bool [16]: which parts a token sequence plays (a part plays when its PART token appears and a
-    NOTE_ON follows before the next PART token)."""
-    seq = np.asarray(seq)
-    out = np.zeros(tok.N_PARTS, bool)
-    part = None
-    for t in seq[(seq >= tok.PART0) & (seq < tok.OFF0) & ((seq < tok.VEL0) | (seq >= tok.ON0))]:
-        if t < tok.VEL0:
-            part = int(t) - tok.PART0
-        elif part is not None:
-            out[part] = True
-    return out
 
 
 class Arrangement:
@@ -94,107 +77,3 @@ class Arrangement:
             return None
         tensors, meta = found
         return cls(tensors["weight"], tensors["bias"], meta.get("floor", 0.2), meta.get("strength", 1.0))
-
-# ---- fitting ---------------------------------------------------------------------------------
-def pairs(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(text vectors [M, D], labels [M, 16]) with one row per (work, caption or paraphrase)."""
-    labels = np.stack([parts_present(data.work(i)) for i in range(len(data))])
-    rows = [(vectors[c], labels[i]) for i in range(len(data)) for c in np.unique(data.caption_ids[i])]
-    return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]).astype(np.float32)
-
-
-SOLO_FORMS = ("solo {}", "a solo performance: {}")
-
-
-def solo_texts(data) -> tuple[list[str], np.ndarray]:
-    """Extra (text, labels) rows that teach the word "solo": the training captions list what plays but
-    never say "solo", so "solo piano" read like "piano" and let a band join in. Every work that
-    plays exactly one family gets its caption and first paraphrase rephrased as a solo."""
-    texts, labels = [], []
-    for i in range(len(data)):
-        lab = parts_present(data.work(i))
-        if lab.sum() != 1:
-            continue
-        for form, c in zip(SOLO_FORMS, data.caption_ids[i, :2]):
-            texts.append(form.format(data.texts[c]))
-            labels.append(lab)
-    return texts, np.asarray(labels, np.float32).reshape(-1, tok.N_PARTS)
-
-
-def embed(texts: list[str]) -> np.ndarray:
-    from tqdm import tqdm
-
-    from generator.core.text_encoder import TextEncoder
-
-    enc = TextEncoder()
-    out = np.zeros((len(texts), enc.dim), np.float32)
-    for i in tqdm(range(0, len(texts), 64), desc="embed texts", unit="batch", leave=False):
-        out[i:i + 64] = enc(texts[i:i + 64])
-    return out
-
-
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-6, steps: int = 1500, lr: float = 0.05,
-        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Full-batch logistic regression (Adam, L2 on the weights) -> (weight [D, 16], bias [16])."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from tqdm import trange
-
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-    params = {"w": jnp.zeros((x.shape[1], y.shape[1])),
-              "b": jnp.log(jnp.clip(yj.mean(0), 1e-3, 1 - 1e-3) / jnp.clip(1 - yj.mean(0), 1e-3, 1))}
-    opt = optax.adam(lr)
-    state = opt.init(params)
-
-    def loss(p):
-        z = xj @ p["w"] + p["b"]
-        return optax.sigmoid_binary_cross_entropy(z, yj).mean() + l2 * (p["w"] ** 2).sum()
-
-    @jax.jit
-    def step(p, s):
-        value, grad = jax.value_and_grad(loss)(p)
-        upd, s = opt.update(grad, s)
-        return optax.apply_updates(p, upd), s, value
-
-    for _ in trange(steps, desc="fit arrangement", unit="step", leave=False):
-        params, state, _ = step(params, state)
-    return np.asarray(params["w"], np.float32), np.asarray(params["b"], np.float32)
-
-
-def evaluate(head: Arrangement, x: np.ndarray, y: np.ndarray) -> dict:
-    """Held-out accuracy of 'plays / does not play' per family, and of the allowed set as a whole."""
-    p = 1.0 / (1.0 + np.exp(-(x @ head.weight + head.bias)))
-    pred = p >= 0.5
-    truth = y > 0.5
-    base = np.maximum(truth.mean(0), 1 - truth.mean(0))  # always answering the majority
-    allowed = p >= head.floor
-    allowed[np.arange(len(p)), p.argmax(1)] = True
-    return {"rows": int(len(y)), "accuracy": float((pred == truth).mean()),
-            "majority_accuracy": float(np.mean(base)),
-            "drums_accuracy": float((pred[:, tok.DRUM_PART] == truth[:, tok.DRUM_PART]).mean()),
-            "drums_majority": float(base[tok.DRUM_PART]),
-            "playing_parts_kept": float(allowed[truth].mean()),  # recall of families that play
-            "silent_parts_banned": float((~allowed[~truth]).mean())}
-
-
-def main(argv=None) -> int:
-    def options(p):
-        p.add_argument("--l2", type=float, default=1e-6)
-        p.add_argument("--floor", type=float, default=0.35)
-        p.add_argument("--strength", type=float, default=2.0)
-
-    def fit_head(args, train, held, train_vectors, held_vectors):
-        xt, yt = pairs(train, train_vectors)
-        solo, ys = solo_texts(train)
-        if solo:
-            xt, yt = np.concatenate([xt, embed(solo)]), np.concatenate([yt, ys])
-        xh, yh = pairs(held, held_vectors)
-        head = Arrangement(*fit(xt, yt, l2=args.l2), args.floor, args.strength)
-        return head, {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh), "solo_rows": len(solo),
-                      "l2": args.l2}
-
-    return heads.refit(argv, __doc__, options, fit_head)
-
-if __name__ == "__main__":
-    raise SystemExit(main())

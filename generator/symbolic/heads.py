@@ -1,19 +1,16 @@
-"""The prompt heads' shared plumbing: their files inside a symbolic checkpoint, and their refit command.
+"""The prompt heads' shared file handling: their files inside a symbolic checkpoint.
 
 Why one module: the arrangement, tempo and pitch heads (:mod:`generator.symbolic.arrangement`,
 :mod:`~generator.symbolic.tempo`, :mod:`~generator.symbolic.pitch`) are each a small regression from
 the prompt's MiniLM vector, fitted in seconds on the tokenised works and their captions. They are
-stored, checked and refitted alike: a ``<name>.safetensors`` file whose SHA-256 and fit numbers live in
-the checkpoint's ``config.json``, and ``python -m generator.symbolic.<head>`` to refit one.
+stored and checked alike: a ``<name>.safetensors`` file whose SHA-256 and fit numbers live in the
+checkpoint's ``config.json``. Fitting them (and their shared refit command,
+``python -m generator.train heads <head>``) is training code and lives in :mod:`generator.train.heads`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import pathlib
-from typing import Callable
 
 from generator.core import checkpoint as io
 from generator.symbolic.checkpoint import read_meta
@@ -58,29 +55,3 @@ def load_head(directory, name: str, digest: str | None, shapes: dict) -> tuple[d
         got = ", ".join(f"{k} {list(getattr(tensors.get(k), 'shape', ()))}" for k in shapes)
         raise ValueError(f"{path}: expected {want}, got {got}".replace("None", "D"))
     return tensors, meta
-
-
-def refit(argv, description: str, options: Callable[[argparse.ArgumentParser], None], fit: Callable) -> int:
-    """The refit command of a head: ``--data``/``--heldout`` token sets (with their cached caption
-    vectors), ``--out`` checkpoint and ``--dry-run``, plus the head's own ``options``.
-    ``fit(args, train, held, train_vectors, held_vectors) -> (head, numbers)``; the numbers are
-    printed and, unless ``--dry-run``, saved with the head."""
-    from generator.symbolic.dataset import TokenSet
-    from generator.symbolic.train import text_vectors
-
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="runs/symbolic/train.npz")
-    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
-    p.add_argument("--out", default="generator/checkpoints/symbolic", help="symbolic checkpoint directory")
-    p.add_argument("--dry-run", action="store_true", help="fit and evaluate, do not write")
-    options(p)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    train, held = TokenSet(args.data), TokenSet(args.heldout)
-    head, result = fit(args, train, held, text_vectors(train, pathlib.Path(args.data).with_suffix(".vectors.npy")),
-                       text_vectors(held, pathlib.Path(args.heldout).with_suffix(".vectors.npy")))
-    result = {**result, "works": {"train": len(train), "heldout": len(held)}}
-    print(json.dumps(result, indent=2))
-    if not args.dry_run:
-        print(f"wrote {head.save(args.out, result)}")
-    return 0

@@ -10,63 +10,20 @@ kit, whose "pitches" are instruments): ``strength * (log p(pitch class) - mean)`
 experts with the model's own choice. A prompt that names no key predicts a nearly flat distribution,
 so its bias is nearly zero and the model plays as before.
 
-:func:`key_of` (Krumhansl-Kessler profiles) names the key of a pitch-class distribution: the head's
-evaluation and ``bench/quality_pitch.py`` use it to ask whether generated notes are in the prompt's key.
+:func:`generator.train.heads.pitch.key_of` (Krumhansl-Kessler profiles) names the key of a pitch-class
+distribution: the head's evaluation and ``bench/quality_pitch.py`` use it to ask whether generated notes are
+in the prompt's key.
 
-Refit: ``python -m generator.symbolic.pitch`` (needs ``runs/symbolic/{train,heldout}.npz``).
+Refit: ``python -m generator.train heads pitch`` (needs ``runs/symbolic/{train,heldout}.npz``).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-
 import numpy as np
 
 from generator.symbolic import heads
-from generator.symbolic import tokens as tok
 
-log = logging.getLogger(__name__)
 FILE = "pitch.safetensors"
-NAMES = ("C", "C sharp", "D", "E flat", "E", "F", "F sharp", "G", "A flat", "A", "B flat", "B")
-_SPELLINGS = {"C": 0, "C sharp": 1, "D flat": 1, "D": 2, "D sharp": 3, "E flat": 3, "E": 4, "F": 5,
-              "F sharp": 6, "G flat": 6, "G": 7, "G sharp": 8, "A flat": 8, "A": 9, "A sharp": 10, "B flat": 10,
-              "B": 11, "C flat": 11}
-KEY_IN_TEXT = re.compile(r"\b([A-G](?: flat| sharp)?) (major|minor)\b")
-# Krumhansl-Kessler key profiles (probe-tone ratings), C major and C minor.
-MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def parse_key(text: str) -> tuple[int, str] | None:
-    """(tonic pitch class, "major"|"minor") named in a text, or None."""
-    m = KEY_IN_TEXT.search(text)
-    return None if m is None else (_SPELLINGS[m.group(1)], m.group(2))
-
-
-def key_of(profile) -> tuple[int, str]:
-    """The key whose Krumhansl-Kessler profile correlates best with a 12-bin pitch-class distribution."""
-    profile = np.asarray(profile, np.float64)
-    best, key = -2.0, (0, "major")
-    for mode, ref in (("major", MAJOR), ("minor", MINOR)):
-        for tonic in range(12):
-            r = np.corrcoef(profile, np.roll(ref, tonic))[0, 1]
-            if r > best:
-                best, key = r, (tonic, mode)
-    return key
-
-
-def pitch_classes(seq) -> np.ndarray:
-    """Note-on counts per pitch class [12] of the melodic parts of a token sequence (drums excluded)."""
-    seq = np.asarray(seq, np.int64)
-    out = np.zeros(12)
-    part = 0
-    for t in seq[(seq >= tok.PART0) & (seq < tok.OFF0) & ((seq < tok.VEL0) | (seq >= tok.ON0))]:
-        if t < tok.VEL0:
-            part = int(t) - tok.PART0
-        elif part != tok.DRUM_PART:
-            out[(int(t) - tok.ON0) % 12] += 1
-    return out
 
 
 class PitchHead:
@@ -104,73 +61,3 @@ class PitchHead:
             return None
         tensors, meta = found
         return cls(tensors["weight"], tensors["bias"], meta.get("strength", 1.0))
-
-
-# ---- fitting ---------------------------------------------------------------------------------
-def rows(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
-    """(text vectors [M, D], pitch-class distributions [M, 12], caption keys) with one row per
-    (work, caption or paraphrase) of the works that play melodic notes."""
-    xs, ys, keys = [], [], []
-    for i in range(len(data)):
-        pcs = pitch_classes(data.work(i))
-        if pcs.sum() < 8:
-            continue
-        for c in np.unique(data.caption_ids[i]):
-            xs.append(vectors[c]), ys.append(pcs / pcs.sum()), keys.append(parse_key(data.texts[data.caption_ids[i, 0]]))
-    return np.stack(xs), np.stack(ys).astype(np.float32), keys
-
-
-def fit(x: np.ndarray, y: np.ndarray, l2: float = 1e-5, steps: int = 1500, lr: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Full-batch softmax regression on soft labels (Adam, L2 on the weights) -> (weight [D, 12], bias [12])."""
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from tqdm import trange
-
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-    params = {"w": jnp.zeros((x.shape[1], 12)), "b": jnp.log(jnp.clip(yj.mean(0), 1e-4, 1))}
-    opt = optax.adam(lr)
-    state = opt.init(params)
-
-    def loss(p):
-        return optax.softmax_cross_entropy(xj @ p["w"] + p["b"], yj).mean() + l2 * (p["w"] ** 2).sum()
-
-    @jax.jit
-    def step(p, s):
-        grad = jax.grad(loss)(p)
-        upd, s = opt.update(grad, s)
-        return optax.apply_updates(p, upd), s
-
-    for _ in trange(steps, desc="fit pitch head", unit="step", leave=False):
-        params, state = step(params, state)
-    return np.asarray(params["w"], np.float32), np.asarray(params["b"], np.float32)
-
-
-def evaluate(head: PitchHead, x: np.ndarray, y: np.ndarray, keys: list) -> dict:
-    """Cross-entropy of the works' pitch classes under the head (nats; against the training mean as
-    the guess) and how often the key of the predicted distribution is the caption's key."""
-    p = np.stack([head.probs(v) for v in x])
-    ce = float(-(y * np.log(np.maximum(p, 1e-9))).sum(1).mean())
-    flat = float(-(y * np.log(np.maximum(y.mean(0), 1e-9))).sum(1).mean())
-    named = [(i, k) for i, k in enumerate(keys) if k is not None]
-    right = [key_of(p[i]) == k for i, k in named]
-    works_own = [key_of(y[i]) == k for i, k in named]  # ceiling: the key-finder on the real notes
-    return {"rows": int(len(y)), "cross_entropy": ce, "mean_guess_cross_entropy": flat,
-            "key_right": float(np.mean(right)), "key_of_real_notes_right": float(np.mean(works_own))}
-
-
-def main(argv=None) -> int:
-    def options(p):
-        p.add_argument("--l2", type=float, default=1e-5)
-        p.add_argument("--strength", type=float, default=1.0)
-
-    def fit_head(args, train, held, train_vectors, held_vectors):
-        xt, yt, kt = rows(train, train_vectors)
-        xh, yh, kh = rows(held, held_vectors)
-        head = PitchHead(*fit(xt, yt, l2=args.l2), strength=args.strength)
-        return head, {"train": evaluate(head, xt, yt, kt), "heldout": evaluate(head, xh, yh, kh), "l2": args.l2}
-
-    return heads.refit(argv, __doc__, options, fit_head)
-
-if __name__ == "__main__":
-    raise SystemExit(main())

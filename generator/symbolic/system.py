@@ -112,7 +112,7 @@ class SymbolicState:
 
 class SymbolicSystem(Generator):
     makes_notes = True  # drain_midi() returns each block's notes
-    # Measured (python -m generator.symbolic.eval): guidance 1-1.5 keeps the prompted rhythm closest
+    # Measured (python -m generator.train.symbolic_eval): guidance 1-1.5 keeps the prompted rhythm closest
     # to held-out music of the style; at 3.0 this small model degenerates into dense note runs.
     control_defaults = {"guidance": 1.25}
     # Block compute varies with note density (p99 above one block under load in bench/soak.py at a

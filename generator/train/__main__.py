@@ -1,8 +1,11 @@
-"""``python -m generator.train codec|style|lm ...`` (also ``jamgen train ...``): one entry point per model part.
+"""``python -m generator.train codec|style|lm|symbolic|heads ...`` (also ``jamgen train ...``): one entry point
+per model part.
 
-Why one dispatcher: the three trainers share conventions (a run directory that resumes when it holds
-``state.json``, ``metrics.jsonl``, ``curve.png``, progress bars, ``--minutes`` wall-time budgets), and
-users should find them under one command. Each part's flags: ``python -m generator.train <part> -h``.
+Why one dispatcher: the trainers share conventions (a run directory that resumes, ``metrics.jsonl``,
+``curve.png``, progress bars, ``--minutes`` wall-time budgets), and users should find them under one command:
+the audio model's three parts (``codec``, ``style``, ``lm``), the symbolic Music Transformer (``symbolic``,
+:mod:`generator.train.symbolic`) and the symbolic model's prompt heads (``heads arrangement|tempo|pitch``,
+:mod:`generator.train.heads`). Each part's flags: ``python -m generator.train <part> -h``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-PARTS = {"codec": "generator.train.codec", "style": "generator.train.style", "lm": "generator.train.lm"}
+PARTS = {"codec": "generator.train.codec", "style": "generator.train.style", "lm": "generator.train.lm",
+         "symbolic": "generator.train.symbolic", "heads": "generator.train.heads"}
 
 
 def main(argv=None) -> int:

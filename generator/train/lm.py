@@ -2,10 +2,10 @@
 
 Why these stages, in one run directory (each is skipped when its output already exists):
 
-1. ``codes_<split>.npy`` then ``tokens.npz``: every clip of the clip caches (``generator.data.codec_clips``) encoded by the trained codec
-   (``--codec``, a codec run directory) into ``codes`` [clips, frames, levels], plus the clip's style
-   tokens from the trained style model (``--style``): ``audio_style`` [clips, S] from the clip's audio
-   embedding (what Magenta RT trains on) and ``text_style`` [clips, P, S] from its caption and
+1. ``codes_<split>.npy`` then ``tokens.npz``: every clip of the clip caches (``generator.data.codec_clips``)
+   encoded by the trained codec (``--codec``, a codec run directory) into ``codes`` [clips, frames, levels],
+   plus the clip's style tokens from the trained style model (``--style``): ``audio_style`` [clips, S] from
+   the clip's audio embedding (what Magenta RT trains on) and ``text_style`` [clips, P, S] from its caption and
    paraphrases (-1 rows where a clip has fewer). Tokenising once keeps the train step pure LM work.
 2. Training: random windows of ``--frames`` frames; each item's style is its audio tokens or, with
    ``--text-prob``, the tokens of one of its texts, so the text prompts used at inference are in the

@@ -1,4 +1,4 @@
-"""Train the symbolic Music Transformer: ``python -m generator.symbolic.train --help``.
+"""Train the symbolic Music Transformer: ``python -m generator.train symbolic --help`` (``jamgen train symbolic``).
 
 Why it looks like this: training runs on one shared CPU core within a wall-time budget, so
 
@@ -14,7 +14,7 @@ Why it looks like this: training runs on one shared CPU core within a wall-time 
   ``curve.png``.
 
 Data: ``--prepare`` tokenises :mod:`generator.data.sources` works into ``train.npz`` /
-``heldout.npz`` (see :mod:`generator.symbolic.dataset`).
+``heldout.npz`` (see :mod:`generator.data.symbolic_tokens`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import numpy as np
 import optax
 from flax import nnx
 
+from generator.data.symbolic_tokens import Crops, TokenSet
 from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
-from generator.symbolic.dataset import Crops, TokenSet
 from generator.symbolic.model import PRESETS, MusicTransformer, param_count
 
-log = logging.getLogger("generator.symbolic.train")
+log = logging.getLogger("generator.train.symbolic")
 
 
 def text_vectors(data: TokenSet, cache_path: pathlib.Path) -> np.ndarray:
@@ -147,7 +147,7 @@ def evaluate(eval_fn, params, batches, vecs, use_style=True) -> float:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m generator.symbolic.train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m generator.train symbolic", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/symbolic/run", help="run directory (checkpoints, metrics, curve)")
     p.add_argument("--data", default="runs/symbolic/train.npz")
     p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
@@ -172,7 +172,7 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.prepare:
-        from generator.symbolic import dataset
+        from generator.data import symbolic_tokens as dataset
 
         srcs = args.sources.split(",")
         dataset.build(args.heldout, "heldout", srcs, limit=40, seconds=args.prepare_seconds / 4)
@@ -239,7 +239,8 @@ def main(argv=None):
         nll = evaluate(eval_fn, params, hbatches, hvecs, True)
         nll_u = evaluate(eval_fn, params, hbatches, hvecs, False)
         trainer.update(heldout_nll=nll, heldout_nll_uncond=nll_u)
-        metrics.write(json.dumps({"step": trainer["step"], "tokens": trainer["tokens"], "elapsed": round(trainer["elapsed"], 1),
+        metrics.write(json.dumps({"step": trainer["step"], "tokens": trainer["tokens"],
+                                  "elapsed": round(trainer["elapsed"], 1),
                                   "heldout_nll": nll, "heldout_nll_uncond": nll_u}) + "\n")
         metrics.flush()
         log.info("step %d: held-out NLL %.4f nats/token (unconditional %.4f)", trainer["step"], nll, nll_u)

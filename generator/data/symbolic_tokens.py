@@ -1,5 +1,8 @@
 """Token datasets for the symbolic model: works of :mod:`generator.data.sources` -> one ``.npz``.
 
+Why it lives in :mod:`generator.data`: it is training data (built from the data sources, cropped into
+training windows), and nothing the symbolic generator needs at run time imports it.
+
 Why a cached file: arranging a work (mma run, music21 parse) costs 0.1-1 s, while a training step
 needs a batch every ~100 ms, so works are tokenised once into one flat int16 array with offsets
 and caption indices, then cropped at random by :class:`Crops`. The ``.npz`` holds only arrays and

@@ -1,4 +1,9 @@
-"""Measures of a symbolic checkpoint: ``python -m generator.symbolic.eval --model DIR``.
+"""Measures of a symbolic checkpoint: ``python -m generator.train.symbolic_eval --model DIR``.
+
+Why beside the trainer: the held-out NLL is the trainer's own loss over the tokenised held-out works
+(:mod:`generator.train.symbolic`, :mod:`generator.data.symbolic_tokens`), which the run-time generator
+never imports. The helpers that drive the real-time path (:func:`generate_midi`, :func:`play_prompt`,
+:func:`notes_of_midi`) also serve the tests and the quality benches.
 
 Prints, and writes as JSON (``--json``):
 
@@ -93,10 +98,9 @@ def play_prompt(gen, prompt: str, seconds: float, seed: int) -> list:
 
 def heldout_nll(model, config, held, vecs, batch=16, max_batches=24) -> tuple[float, float]:
     import jax
-    import jax.numpy as jnp
     from flax import nnx
 
-    from generator.symbolic.train import evaluate, heldout_batches, loss_fn
+    from generator.train.symbolic import evaluate, heldout_batches, loss_fn
 
     graph, params = nnx.split(model)
     fn = jax.jit(lambda p, x, s, u: loss_fn(nnx.merge(graph, p), x, s, u))
@@ -105,7 +109,7 @@ def heldout_nll(model, config, held, vecs, batch=16, max_batches=24) -> tuple[fl
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m generator.symbolic.eval", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m generator.train.symbolic_eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="symbolic", help="preset name or checkpoint directory")
     ap.add_argument("--heldout", default="runs/symbolic/heldout.npz")
     ap.add_argument("--works", type=int, default=8, help="held-out works to prompt with")
@@ -119,9 +123,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
-    from generator.symbolic.dataset import TokenSet
+    from generator.data.symbolic_tokens import TokenSet
     from generator.symbolic.system import load
-    from generator.symbolic.train import text_vectors
+    from generator.train.symbolic import text_vectors
 
     gen = load(args.model, soundfont=args.soundfont)
     gen.warmup()
@@ -174,7 +178,8 @@ def main(argv=None):
     out["lead_ms"] = {"min": float(ld.min()), "p1": float(np.percentile(ld, 1)), "p50": float(np.percentile(ld, 50)),
                       "p99": float(np.percentile(ld, 99))}
     print(f"real time (1 stream, generation + FluidSynth, 200 ms blocks): RTF p50 {out['rtf']['p50']:.3f} "
-          f"p95 {out['rtf']['p95']:.3f} p99 {out['rtf']['p99']:.3f}; {out['tokens_per_second']:.0f} tokens per second of music")
+          f"p95 {out['rtf']['p95']:.3f} p99 {out['rtf']['p99']:.3f}; "
+          f"{out['tokens_per_second']:.0f} tokens per second of music")
     print(f"event lead time (ms): min {ld.min():.1f} p1 {out['lead_ms']['p1']:.1f} p50 {out['lead_ms']['p50']:.1f} "
           f"p99 {out['lead_ms']['p99']:.1f}")
     if args.json:
