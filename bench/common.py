@@ -25,3 +25,13 @@ def stop_counts(log: str) -> tuple[int, int]:
     """(underruns, xruns) from the daemon's final ``stopping: ...`` status line."""
     line = [l for l in log.splitlines() if "stopping:" in l][-1]
     return int(line.split("underruns ")[1].split(",")[0]), int(line.split("xruns ")[1].split(",")[0])
+
+
+def add_heldout_args(p, works: int = 60, seconds: float = 10.0) -> None:
+    """The options the symbolic head benches share: the model, the held-out token set, how many of its
+    works and how many seconds of each to play, and where to write the numbers as JSON."""
+    p.add_argument("--model", default="symbolic")
+    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
+    p.add_argument("--works", type=int, default=works)
+    p.add_argument("--seconds", type=float, default=seconds)
+    p.add_argument("--json", help="also write the numbers here")

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_heldout_args  # noqa: E402
 
 
 def played_pitch_classes(gen, prompt: str, seconds: float, seed: int) -> np.ndarray:
@@ -36,12 +38,8 @@ def played_pitch_classes(gen, prompt: str, seconds: float, seed: int) -> np.ndar
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="symbolic")
-    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
-    p.add_argument("--works", type=int, default=60)
-    p.add_argument("--seconds", type=float, default=10.0)
+    add_heldout_args(p)
     p.add_argument("--strength", type=float, action="append", help="also try these head strengths")
-    p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args(argv)
     from tqdm import tqdm
 

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_heldout_args  # noqa: E402
 
 PAIRS = (("fast swing jazz with brushed drums and walking bass", "gentle solo piano lullaby"),
          ("fast rock with drums and electric guitar", "slow rock with drums and electric guitar"),
@@ -50,11 +52,7 @@ def play(gen, prompt: str, seconds: float, seed: int, rate: bool = False):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="symbolic")
-    p.add_argument("--heldout", default="runs/symbolic/heldout.npz")
-    p.add_argument("--works", type=int, default=60)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--json", help="also write the numbers here")
+    add_heldout_args(p)
     args = p.parse_args(argv)
     from tqdm import tqdm
 

@@ -6,6 +6,7 @@ Every error the user can cause ends as one line on stderr and a non-zero exit st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("dataset", add_help=False,
                    help="build/prepare/show the training data (python -m generator.data --help)")
     sub.add_parser("train", add_help=False,
-                   help="train the audio model: train codec|style|lm (python -m generator.train --help)")
+                   help="train a model: train codec|style|lm|symbolic|heads (python -m generator.train --help)")
 
     mappings = sub.add_parser("mappings", help="mapping file tools (check)",
                               description="Mapping file tools.")
@@ -191,25 +192,10 @@ def cmd_run(parser, args) -> int:
         parser.error("--duration must be positive")
     if args.osc_port is not None and not 0 <= args.osc_port < 65536:
         parser.error("--osc-port must be in 0..65535")
-    options = DaemonOptions(
-        model=args.model or DaemonOptions.model,
-        mapping=args.mapping,
-        prompts=args.prompt,
-        settings=_settings(args),
-        osc_host=args.osc_host,
-        osc_port=args.osc_port,
-        no_osc=args.no_osc,
-        osc_allow=args.osc_allow,
-        jack_server=args.jack_server,
-        client_name=args.client_name,
-        connect=args.connect,
-        record=args.record,
-        duration=args.duration,
-        block_log=args.block_log,
-        block_frames=args.block_frames,
-        prebuffer=args.prebuffer,
-        status_interval=args.status_interval,
-    )
+    # Every DaemonOptions field is a `run` flag of the same name, except the three renamed below.
+    same = {f.name: getattr(args, f.name) for f in dataclasses.fields(DaemonOptions) if hasattr(args, f.name)}
+    options = DaemonOptions(**{**same, "model": args.model or DaemonOptions.model,
+                               "prompts": args.prompt, "settings": _settings(args)})
     daemon = Daemon(options)
     daemon.install_signal_handlers()
     try:

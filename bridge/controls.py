@@ -33,6 +33,7 @@ WEIGHT_SLEW_SECONDS = 0.25  # time for a prompt weight to travel the full 0..1 r
 
 FLOAT, INT, BOOL, STRING, TRIGGER = "float", "int", "bool", "string", "trigger"
 LIVE, RESET = "live", "reset"
+PROMPT, GENERATION, OUTPUT, TRANSPORT = "prompt", "generation", "output", "transport"
 TRANSPORT_STATES = ("playing", "paused", "stopped")
 
 
@@ -52,6 +53,9 @@ class Control:
       unit: a short unit for displays ("dB", "" ...).
       applies: ``live`` (next block) or ``reset`` (takes effect at the next context reset).
       doc: one line for help texts and generated surfaces.
+      group: who consumes it: ``prompt`` (a style slot), ``generation`` (a field of the generator's
+        ``GenerationControls`` of the same name and default), ``output`` (the JACK output stage) or
+        ``transport`` (the triggers).
     """
 
     name: str
@@ -62,6 +66,7 @@ class Control:
     unit: str = ""
     applies: str = LIVE
     doc: str = ""
+    group: str = "generation"
 
     def coerce(self, value: Any) -> tuple[Any, str | None]:
         """Turn a client's value into this control's type, clamping to the range.
@@ -115,9 +120,9 @@ class Control:
 def _build_registry() -> dict[str, Control]:
     controls: list[Control] = []
     for i in range(NUM_PROMPTS):
-        controls.append(Control(f"prompts[{i}].text", STRING, "", 0, MAX_PROMPT_CHARS,
+        controls.append(Control(f"prompts[{i}].text", STRING, "", 0, MAX_PROMPT_CHARS, group=PROMPT,
                                 doc=f"style prompt of slot {i} (empty = slot unused)"))
-        controls.append(Control(f"prompts[{i}].weight", FLOAT, 0.0, 0.0, 1.0,
+        controls.append(Control(f"prompts[{i}].weight", FLOAT, 0.0, 0.0, 1.0, group=PROMPT,
                                 doc=f"blend weight of slot {i}; 0 = inactive, normalised over active slots"))
     controls += [
         # Magenta RT v1 documents guidance_weight 5.0 for its batch-2 CFG; jamgen's formula is
@@ -128,18 +133,20 @@ def _build_registry() -> dict[str, Control]:
         Control("top_k", INT, 40, 1, 1024, doc="sample among the k most likely tokens"),
         Control("seed", INT, 0, 0, 2**31 - 1, applies=RESET,
                 doc="random seed of a fresh context (used at the next reset/stop)"),
-        Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", doc="output gain"),
-        Control("mute", BOOL, False, 0, 1, doc="mute the output (generation continues)"),
-        Control("play", TRIGGER, doc="start or resume playing"),
-        Control("pause", TRIGGER, doc="pause output and generation, keeping the context"),
-        Control("stop", TRIGGER, doc="stop and clear the context; play starts fresh"),
-        Control("reset", TRIGGER, applies=RESET, doc="clear the context and keep playing"),
+        Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", group=OUTPUT, doc="output gain"),
+        Control("mute", BOOL, False, 0, 1, group=OUTPUT, doc="mute the output (generation continues)"),
+        Control("play", TRIGGER, group=TRANSPORT, doc="start or resume playing"),
+        Control("pause", TRIGGER, group=TRANSPORT, doc="pause output and generation, keeping the context"),
+        Control("stop", TRIGGER, group=TRANSPORT, doc="stop and clear the context; play starts fresh"),
+        Control("reset", TRIGGER, applies=RESET, group=TRANSPORT, doc="clear the context and keep playing"),
     ]
     return {c.name: c for c in controls}
 
 
 REGISTRY: dict[str, Control] = _build_registry()
 TRIGGERS = tuple(n for n, c in REGISTRY.items() if c.type == TRIGGER)
+GENERATION_CONTROLS = tuple(n for n, c in REGISTRY.items() if c.group == GENERATION)
+OUTPUT_CONTROLS = tuple(n for n, c in REGISTRY.items() if c.group == OUTPUT)
 
 _PROMPT_RE = re.compile(r"^prompts\[(\d+)\]\.(text|weight)$")
 
@@ -171,9 +178,14 @@ class ControlSnapshot:
 
     def gain(self) -> float:
         """Linear output gain from volume_db and mute."""
-        if self.values["mute"]:
-            return 0.0
-        return 10.0 ** (self.values["volume_db"] / 20.0)
+        return output_gain(self.values)
+
+
+def output_gain(values: dict[str, Any]) -> float:
+    """Linear output gain from the output controls (volume_db, mute) in ``values``."""
+    if values["mute"]:
+        return 0.0
+    return 10.0 ** (values["volume_db"] / 20.0)
 
 
 Listener = Callable[[str, Any], None]

@@ -24,7 +24,7 @@ import time
 from typing import Any, TextIO
 
 import generator as generators
-from bridge.controls import ControlStore
+from bridge.controls import OUTPUT_CONTROLS, ControlStore, output_gain
 from bridge.engine import Engine
 from bridge.jack_io import JackOutput, ring_buffer
 from bridge.osc import OscServer
@@ -196,11 +196,10 @@ class Daemon:
     def _apply_output_controls(self) -> None:
         values = self.store.values()
         self.jack.playing = values["transport"] == "playing"
-        gain = 0.0 if values["mute"] else 10.0 ** (values["volume_db"] / 20.0)
-        self.jack.target_gain = gain
+        self.jack.target_gain = output_gain(values)
 
     def _on_control(self, name: str, value: Any) -> None:
-        if name in ("transport", "volume_db", "mute"):
+        if name == "transport" or name in OUTPUT_CONTROLS:
             self._apply_output_controls()
         elif name.endswith(".text") and value:
             # Embed a new prompt off the generation thread, so the block that first uses it

@@ -33,7 +33,7 @@ import numpy as np
 
 import jack
 
-from bridge.controls import ControlSnapshot, ControlStore
+from bridge.controls import OUTPUT_CONTROLS, ControlSnapshot, ControlStore
 from bridge.jack_io import BYTES_PER_FRAME
 from bridge.session import generation_controls
 from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
@@ -196,8 +196,7 @@ class Engine:
             "rtf": round(elapsed / block_seconds, 4),
             "controls": {
                 **controls.as_dict(),
-                "volume_db": snap.values["volume_db"],
-                "mute": snap.values["mute"],
+                **{name: snap.values[name] for name in OUTPUT_CONTROLS},
                 "transport": snap.transport,
             },
         }

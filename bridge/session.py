@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 import generator as generators
-from bridge.controls import NUM_PROMPTS, ControlSnapshot, ControlStore
+from bridge.controls import GENERATION_CONTROLS, NUM_PROMPTS, ControlSnapshot, ControlStore
 from generator.core.contract import GenerationControls, Generator
 
 
@@ -29,10 +29,7 @@ def generation_controls(snapshot: ControlSnapshot) -> GenerationControls:
     values = snapshot.values
     return GenerationControls(
         prompts=tuple((values[f"prompts[{i}].text"], values[f"prompts[{i}].weight"]) for i in range(NUM_PROMPTS)),
-        guidance=values["guidance"],
-        temperature=values["temperature"],
-        top_k=values["top_k"],
-        seed=values["seed"],
+        **{name: values[name] for name in GENERATION_CONTROLS},  # the registry's generation group
     )
 
 

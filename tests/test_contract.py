@@ -143,3 +143,16 @@ def test_generation_controls_from_dict_refuses_unknown_keys():
         GenerationControls.from_dict({"guidance": 1.0, "volume_db": -6.0})
     with pytest.raises(ValueError, match="invalid generation controls"):
         GenerationControls.from_dict({"top_k": "many"})
+
+
+def test_registry_generation_group_is_the_generation_controls():
+    """Each control of the registry's generation group is a GenerationControls field of the same name and
+    default (the registry is plain data, so this test is what keeps the two declarations in step)."""
+    import dataclasses
+
+    from bridge.controls import GENERATION_CONTROLS, REGISTRY
+
+    fields = {f.name: f.default for f in dataclasses.fields(GenerationControls) if f.name != "prompts"}
+    assert set(GENERATION_CONTROLS) == set(fields)
+    for name in GENERATION_CONTROLS:
+        assert REGISTRY[name].default == fields[name], name

@@ -17,15 +17,20 @@ PARTS = {"codec": "generator.train.codec", "style": "generator.train.style", "lm
          "symbolic": "generator.train.symbolic", "heads": "generator.train.heads"}
 
 
-def main(argv=None) -> int:
+def dispatch(argv, choices: dict[str, str], usage: str, noun: str) -> int:
+    """Run ``choices[argv[0]].main(argv[1:])``; print ``usage`` for ``-h``/no choice (exit 0) or an
+    unknown one (exit 2, one line on stderr)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in PARTS:
-        what = f"unknown part {argv[0]!r}; " if argv and argv[0] not in ("-h", "--help") else ""
-        print(f"usage: jamgen train {{{'|'.join(PARTS)}}} [options]  ({what}one of: {', '.join(PARTS)})",
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in choices:
+        what = f"unknown {noun} {argv[0]!r}; " if argv and argv[0] not in ("-h", "--help") else ""
+        print(f"usage: {usage} {{{'|'.join(choices)}}} [options]  ({what}one of: {', '.join(choices)})",
               file=sys.stderr if what else sys.stdout)
         return 2 if what else 0
-    module = importlib.import_module(PARTS[argv[0]])
-    return module.main(argv[1:])
+    return importlib.import_module(choices[argv[0]]).main(argv[1:])
+
+
+def main(argv=None) -> int:
+    return dispatch(argv, PARTS, "jamgen train", "part")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,9 @@ command they share (:func:`refit`) and the dispatcher (:func:`main`, also ``pyth
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import pathlib
-import sys
 from typing import Callable
 
 HEADS = ("arrangement", "tempo", "pitch")
@@ -69,11 +67,6 @@ def main(argv=None) -> int:
     Returns:
         The exit status: the head's, 0 for ``-h`` (or no head), 2 for an unknown head.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in HEADS:
-        what = f"unknown head {argv[0]!r}; " if argv and argv[0] not in ("-h", "--help") else ""
-        print(f"usage: jamgen train heads {{{'|'.join(HEADS)}}} [options]  ({what}one of: {', '.join(HEADS)})",
-              file=sys.stderr if what else sys.stdout)
-        return 2 if what else 0
-    module = importlib.import_module(f"generator.train.heads.{argv[0]}")
-    return module.main(argv[1:])
+    from generator.train.__main__ import dispatch
+
+    return dispatch(argv, {h: f"generator.train.heads.{h}" for h in HEADS}, "jamgen train heads", "head")

@@ -113,14 +113,7 @@ def evaluate(head: Arrangement, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def main(argv=None) -> int:
-    """Refit the arrangement head: ``python -m generator.train heads arrangement [options]``.
-
-    Args:
-        argv: the command's arguments (None: ``sys.argv[1:]``).
-
-    Returns:
-        The exit status.
-    """
+    """``jamgen train heads arrangement [options]``: refit the arrangement head; returns the exit status."""
     def options(p):
         p.add_argument("--l2", type=float, default=1e-6)
         p.add_argument("--floor", type=float, default=0.35)

@@ -114,14 +114,7 @@ def evaluate(head: PitchHead, x: np.ndarray, y: np.ndarray, keys: list) -> dict:
 
 
 def main(argv=None) -> int:
-    """Refit the pitch head: ``python -m generator.train heads pitch [options]``.
-
-    Args:
-        argv: the command's arguments (None: ``sys.argv[1:]``).
-
-    Returns:
-        The exit status.
-    """
+    """``jamgen train heads pitch [options]``: refit the pitch head; returns the exit status."""
     def options(p):
         p.add_argument("--l2", type=float, default=1e-5)
         p.add_argument("--strength", type=float, default=1.0)

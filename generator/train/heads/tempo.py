@@ -100,14 +100,7 @@ def evaluate(head: TempoHead, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def main(argv=None) -> int:
-    """Refit the tempo head: ``python -m generator.train heads tempo [options]``.
-
-    Args:
-        argv: the command's arguments (None: ``sys.argv[1:]``).
-
-    Returns:
-        The exit status.
-    """
+    """``jamgen train heads tempo [options]``: refit the tempo head; returns the exit status."""
     from generator.train.heads.arrangement import embed
 
     def options(p):
