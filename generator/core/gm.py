@@ -60,6 +60,29 @@ BASS_PROGRAMS: tuple[int, ...] = (32, 33, 34, 35, 36, 38, 39, 43)
 
 DRUM_CHANNEL = 9  # 0-based MIDI channel 10
 
+# Parts: what a note-event model calls an instrument. 15 melodic parts, one per GM family (sound effects
+# 120..127 share the synth-effects part), and the drum kit; each part plays on its own MIDI channel.
+N_PARTS = 16
+DRUM_PART = 15
+PART_NAMES = FAMILY_NAMES[:15] + ("drums",)
+
+
+def program_part(program: int) -> int:
+    """GM program 0..127 -> melodic part 0..14 (sound effects 120..127 share the synth-effects part)."""
+    return 12 if program >= 120 else int(program) // 8
+
+
+def part_channel(part: int) -> int:
+    """Part -> MIDI channel (0-based): drums on channel 10 (index 9), parts 9..14 on 10..15."""
+    if part == DRUM_PART:
+        return DRUM_CHANNEL
+    return part if part < DRUM_CHANNEL else part + 1
+
+
+def channel_part(channel: int) -> int:
+    """MIDI channel (0-based) -> part (the inverse of :func:`part_channel`)."""
+    return DRUM_PART if channel == DRUM_CHANNEL else channel if channel < DRUM_CHANNEL else channel - 1
+
 # GM2 / GS drum kits: program number on the drum channel -> caption words. FluidR3_GM has all of them
 # (bank 128); smaller soundfonts fall back to the standard kit (the renderer reports what it really used).
 DRUM_KITS: dict[int, tuple[str, str]] = {

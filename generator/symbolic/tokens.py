@@ -44,13 +44,12 @@ from typing import Iterable, Iterator
 import mido
 import numpy as np
 
+from generator.core.gm import (  # noqa: F401  (the parts are the core's, re-exported)
+    DRUM_CHANNEL, DRUM_PART, N_PARTS, PART_NAMES, channel_part, part_channel, program_part)
 from generator.core.midi_file import messages_to_midi, write_midi  # noqa: F401  (write_midi re-exported)
 
 STEP_SECONDS = 0.01
 MAX_SHIFT = 100
-N_PARTS = 16
-DRUM_PART = 15
-DRUM_CHANNEL = 9
 N_VEL = 16
 DRUM_HIT_SECONDS = 0.1  # the duration given to a drum hit (they have no NOTE_OFF token)
 
@@ -62,25 +61,7 @@ OFF0 = ON0 + 128  # 162
 SHIFT0 = OFF0 + 128  # 290 (SHIFT0 + n - 1 is a shift of n steps)
 VOCAB = SHIFT0 + MAX_SHIFT  # 390
 
-FAMILIES = ("piano", "chromatic percussion", "organ", "guitar", "bass", "strings", "ensemble",
-            "brass", "reed", "pipe", "synth lead", "synth pad", "synth effects", "ethnic",
-            "percussive", "drums")
-
-
-def program_part(program: int) -> int:
-    """GM program 0..127 -> melodic part 0..14 (sound effects 120..127 share the synth-effects part)."""
-    return 12 if program >= 120 else int(program) // 8
-
-
-def part_channel(part: int) -> int:
-    """Part -> MIDI channel (0-based): drums on channel 10 (index 9), parts 9..14 on 10..15."""
-    if part == DRUM_PART:
-        return DRUM_CHANNEL
-    return part if part < DRUM_CHANNEL else part + 1
-
-
-def channel_part(channel: int) -> int:
-    return DRUM_PART if channel == DRUM_CHANNEL else channel if channel < DRUM_CHANNEL else channel - 1
+FAMILIES = PART_NAMES  # the part names, drums last
 
 
 def velocity_bin(velocity: int) -> int:
