@@ -1,0 +1,98 @@
+"""The groove family's model: the core's event transformer over beat-grid tokens, and its sampler.
+
+The network, its positions and its guided sampling are :mod:`generator.core.event_lm`'s (shared with the
+``symbolic`` family). What is groove here is the grammar the sampler enforces
+(:mod:`generator.groove.tokens`): it tracks five integers (the last token's kind, the bar length, the
+position, the part and the pitch) and masks every token that would break the bar/position/note order, so
+the stream stays on the grid whatever the model's weights, and a note always gets its duration.
+
+Shapes: V vocabulary; the sampler state is a pytree of arrays (donated between chunks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from generator.core import sampling
+from generator.core.event_lm import EventLMConfig, EventTransformer, guided_logits
+from generator.groove import tokens as G
+
+GrooveTransformer = EventTransformer  # the groove family's name for the shared network
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GrooveConfig(EventLMConfig):
+    name: str = "groove"
+    vocab: int = G.VOCAB
+    window: int = 512  # about 4-8 bars of a band: enough context to repeat a bar
+
+
+PRESETS = {
+    "groove": GrooveConfig(),
+    "groove-tiny": GrooveConfig(name="groove-tiny", d_model=64, layers=2, heads=2, ffn=128, window=64),
+}
+
+_KIND = jnp.asarray(G.KIND)
+_VALUE = jnp.asarray(G.VALUE)
+_TS_TICKS = jnp.asarray(G.TS_TICKS)
+
+
+def grammar_init():
+    """[last kind, bar length, position, part, pitch] before the first token (after BOS)."""
+    return jnp.asarray([G.K_BOS, 0, -1, -1, -1], jnp.int32)
+
+
+def grammar_allowed(gram):
+    """Boolean mask [V] of the tokens that may follow grammar state ``gram`` (see :func:`grammar_init`)."""
+    state = G.GrammarState(gram[0], gram[1], gram[2], gram[3], gram[4])
+    return G.allowed(state, _KIND, _VALUE, _TS_TICKS, xp=jnp)
+
+
+def grammar_advance(gram, token):
+    """The grammar state after ``token`` (mirrors :func:`generator.groove.tokens.advance`)."""
+    k, v = _KIND[token], _VALUE[token]
+    reset_pos = (k == G.K_BAR) | (k == G.K_TS)
+    reset_part = reset_pos | (k == G.K_POS)
+    reset_pitch = reset_part | (k == G.K_PART)
+    bar_len = jnp.where(k == G.K_TS, _TS_TICKS[jnp.clip(v, 0, len(G.TIME_SIGNATURES) - 1)], gram[1])
+    pos = jnp.where(reset_pos, -1, jnp.where(k == G.K_POS, v, gram[2]))
+    part = jnp.where(reset_part, -1, jnp.where(k == G.K_PART, v, gram[3]))
+    pitch = jnp.where(reset_pitch, -1, jnp.where(k == G.K_PITCH, v, gram[4]))
+    return jnp.stack([k, bar_len, pos, part, pitch]).astype(jnp.int32)
+
+
+def init_sampler(model: EventTransformer, seed_key):
+    """A fresh sampler state: batch-2 cache (CFG), BOS as the last token, the grammar at its start."""
+    return {"cache": model.init_cache(2), "token": jnp.int32(G.BOS), "key": seed_key, "gram": grammar_init()}
+
+
+def sample_chunk(model: EventTransformer, state, style, has_style, guidance, temperature, top_k, length: int,
+                 part_bias=None):
+    """Sample ``length`` grammatical tokens with CFG; everything but ``length`` is traced.
+
+    Args:
+      state: see :func:`init_sampler`.
+      style: [384] float32 prompt vector; has_style: bool (False = both rows unconditional).
+      guidance, temperature, top_k: the live controls (traced: changing them never recompiles).
+      part_bias: optional [V] float32 added to both rows' logits (e.g. an arrangement's PART bias).
+
+    Returns:
+      (tokens [length] int32, new state).
+    """
+    cond = model.condition(jnp.stack([style, style]), jnp.stack([has_style, jnp.bool_(False)]))
+
+    def body(s, _):
+        logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
+        if part_bias is not None:
+            logits = logits + part_bias
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        mixed = guided_logits(logp, grammar_allowed(s["gram"]), guidance)
+        key, sub = jax.random.split(s["key"])
+        t = sampling.sample(sub, mixed, temperature, top_k)
+        return {"cache": cache, "token": t, "key": key, "gram": grammar_advance(s["gram"], t)}, t
+
+    state, toks = jax.lax.scan(body, state, None, length=length)
+    return toks, state
