@@ -14,7 +14,7 @@ import importlib
 import sys
 
 PARTS = {"codec": "generator.train.codec", "style": "generator.train.style", "lm": "generator.train.lm",
-         "symbolic": "generator.train.symbolic", "heads": "generator.train.heads"}
+         "symbolic": "generator.train.symbolic", "groove": "generator.train.groove", "heads": "generator.train.heads"}
 
 
 def dispatch(argv, choices: dict[str, str], usage: str, noun: str) -> int:
