@@ -4,7 +4,7 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
 
 1. The prompts are blended (weighted mean of cached MiniLM vectors, once per prompt set:
    :class:`generator.core.prompts.PromptBank`, as the audio model) and mapped to GM programs and a
-   drum kit (:mod:`generator.symbolic.instruments`); changed programs are sent at the block start.
+   drum kit (:mod:`generator.core.instruments`); changed programs are sent at the block start.
    The checkpoint's arrangement head (:mod:`generator.symbolic.arrangement`) decides from the same
    vector which instrument families may play: the sampler cannot switch to the others, and notes
    still sounding in a family the new prompt bans end at the block start. Its tempo head
@@ -36,12 +36,10 @@ forward, so a block's cost is bounded.
 from __future__ import annotations
 
 import collections
-import ctypes
 import dataclasses
 import functools
 import heapq
 import logging
-import os
 import pathlib
 
 import jax
@@ -53,6 +51,7 @@ from generator.core.checkpoint import SHIPPED as CHECKPOINTS
 from generator.core.runtime import enable_compile_cache
 from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
 from generator.core.prompts import PromptBank
+from generator.core.synth import PART_PAN, PART_SENDS, NoteSynth  # noqa: F401  (PART_* re-exported)
 from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
 from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, init_sampler, sample_chunk
@@ -60,27 +59,8 @@ from generator.symbolic.tempo import TimeMap
 
 
 log = logging.getLogger(__name__)
-SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2")
 STEP_SAMPLES = int(round(tok.STEP_SECONDS * SAMPLE_RATE))  # 480
 _warned: set[str] = set()
-# Where each family sits in the stereo field (MIDI CC10, 64 = centre), like a band on a stage: bass,
-# drums and pads in the middle, the others spread left and right, so that several parts give a
-# truly stereo mix (with GM's default centre pan every render was near mono: side 24 dB below mid).
-PART_PAN = (54, 74, 50, 76, 64, 52, 72, 78, 48, 70, 58, 64, 82, 46, 80, 64)
-# Reverb and chorus sends (CC91, CC93), like a mixing desk: the bass stays dry and centred, the rest
-# sits in a room. Pan alone left bass-and-drums prompts nearly mono (jazz: side 21 dB below mid);
-# with these sends it is 13 dB below, like a trio recording (measured with bench/render_check.py).
-PART_SENDS = tuple((30, 0) if p == 4 else (60, 30) if p == tok.DRUM_PART else (64, 30) for p in range(tok.N_PARTS))
-
-
-def default_soundfont() -> str:
-    env = os.environ.get("JAMGEN_SOUNDFONT")
-    if env:
-        return env
-    for path in SOUNDFONTS:
-        if os.path.isfile(path):
-            return path
-    raise FileNotFoundError("no GM soundfont: apt-get install fluid-soundfont-gm (or set JAMGEN_SOUNDFONT)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +103,6 @@ class SymbolicSystem(Generator):
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,
                  max_tokens_per_s: float = 300.0, meta: dict | None = None, arrangement=None, tempo=None,
                  pitch=None):
-        import fluidsynth
-
         self.config = config
         self.meta = meta or {}
         self.arrangement = arrangement  # generator.symbolic.arrangement.Arrangement or None
@@ -138,19 +116,9 @@ class SymbolicSystem(Generator):
         self.max_tokens_per_s = max_tokens_per_s
         self._graph, self._params = nnx.split(self.model)
         self._sample = jax.jit(self._sample_fn, donate_argnums=(1,))
-        self.soundfont = soundfont or default_soundfont()
-        self.synth = fluidsynth.Synth(gain=gain, samplerate=float(SAMPLE_RATE))
-        self.sfid = self.synth.sfload(self.soundfont)
-        if self.sfid < 0:
-            raise ValueError(f"cannot load soundfont {self.soundfont}")
-        self.kits = [p for p in range(128) if self.synth.sfpreset_name(self.sfid, 128, p)]
-        self._write = fluidsynth.cfunc("fluid_synth_write_float", ctypes.c_int,
-                                       ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
-                                       ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1),
-                                       ("lincr", ctypes.c_int, 1), ("rout", ctypes.c_void_p, 1),
-                                       ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
+        self.synth = NoteSynth(soundfont, gain)
+        self.soundfont = self.synth.soundfont
         self.bank = PromptBank(self._embed_texts)
-        self._outbox: list[tuple[int, bytes]] = []  # MIDI of the last block
         self._carry: list[tuple[int, bytes]] = []  # note-offs of init_state, not drained yet
         self._live: SymbolicState | None = None
         self._heads_key: tuple | None = None  # the prompt (and heads) that _heads_value was made for
@@ -213,9 +181,9 @@ class SymbolicSystem(Generator):
 
     @functools.cached_property
     def chooser(self):
-        from generator.symbolic.instruments import InstrumentChooser
+        from generator.core.instruments import InstrumentChooser
 
-        return InstrumentChooser(self._embed_texts, self.kits)
+        return InstrumentChooser(self._embed_texts, self.synth.kits)
 
     def programs_for(self, prompts) -> dict[int, int]:
         """{MIDI channel: program} for a prompt list (drum channel: kit program)."""
@@ -235,10 +203,8 @@ class SymbolicSystem(Generator):
         if old is not None:
             for ch, pitch in list(old.active):
                 offs.append((0, bytes([0x80 | ch, pitch, 0])))
-        for ch in range(16):
-            self.synth.cc(ch, 123, 0)  # all notes off
-            self.synth.cc(ch, 120, 0)  # all sounds off (cuts release tails too)
-        self._outbox, self._carry = [], offs  # drained next, at offset 0
+        self.synth.silence()
+        self.synth.outbox, self._carry = [], offs  # drained next, at offset 0
         model_state = init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF))
         self._live = SymbolicState(model=model_state, decoder=tok.Decoder())
         return self._live
@@ -247,16 +213,15 @@ class SymbolicSystem(Generator):
         """Continue by ``frames`` frames -> (audio float32 [frames*1920, 2], state)."""
         n = int(frames) * FRAME_SAMPLES
         start, end = state.position, state.position + n
-        self._outbox, self._carry = self._carry, []  # undrained MIDI of older blocks is dropped
+        self.synth.outbox, self._carry = self._carry, []  # undrained MIDI of older blocks is dropped
         # 1. programs chosen by the style (sent at the block start when they change)
         vec = self.bank.blend(controls.prompts)
         for ch, prog in self._programs(vec).items():
             if state.programs.get(ch) != prog:
                 if ch not in state.programs:  # first program on this channel: place it in the mix too
                     part = tok.channel_part(ch)
-                    self._push(state, start, 0xB0, ch, 10, PART_PAN[part])
-                    self._push(state, start, 0xB0, ch, 91, PART_SENDS[part][0])
-                    self._push(state, start, 0xB0, ch, 93, PART_SENDS[part][1])
+                    for control, value in self.synth.place_events(part):
+                        self._push(state, start, 0xB0, ch, control, value)
                 state.programs[ch] = prog
                 self._push(state, start, 0xC0, ch, prog, 0)
         heads = self._heads(vec)
@@ -305,8 +270,8 @@ class SymbolicSystem(Generator):
         Messages: note-on/off (0x90/0x80), program change (0xC0), and pan, reverb and chorus sends
         (0xB0: CC10, CC91, CC93; once per channel after each reset) on channels 0-15, channel 9 =
         drums. Call after every ``generate``; undrained messages are dropped by the next one."""
-        out = self._outbox + self._carry
-        self._outbox, self._carry = [], []
+        out = self.synth.drain() + self._carry
+        self._carry = []
         return out
 
     # ---- scheduling ----------------------------------------------------------------------
@@ -346,27 +311,15 @@ class SymbolicSystem(Generator):
             del state.active[key]
             self._emit(offset, 0x80, ch, a, 0)
         elif status == 0xB0:
-            self.synth.cc(ch, a, b)
-            self._outbox.append((offset, bytes([0xB0 | ch, a, b])))
+            self.synth.cc(offset, ch, a, b)
         elif status == 0xC0:
-            if ch == tok.DRUM_CHANNEL:
-                self.synth.program_select(ch, self.sfid, 128, a)
-            else:
-                self.synth.program_select(ch, self.sfid, 0, a)
-            self._outbox.append((offset, bytes([0xC0 | ch, a])))
+            self.synth.program(offset, ch, a)
 
     def _emit(self, offset, status, ch, pitch, vel):
-        if status == 0x90:
-            self.synth.noteon(ch, pitch, vel)
-        else:
-            self.synth.noteoff(ch, pitch)
-        self._outbox.append((offset, bytes([status | ch, pitch, vel])))
+        self.synth.note(offset, status == 0x90, ch, pitch, vel)
 
     def _render(self, audio: np.ndarray, offset: int, count: int):
-        if count <= 0:
-            return
-        base = audio.ctypes.data + offset * CHANNELS * 4
-        self._write(self.synth.synth, count, base, 0, 2, base, 1, 2)
+        self.synth.render(audio, offset, count)
 
     # ---- warm-up and measures ------------------------------------------------------------
     def warmup(self, frames: int = 5, prompt: str = "warm up"):

@@ -22,7 +22,7 @@ organ, guitar, bass, strings, ensemble, brass, reed, pipe, synth lead, synth pad
 sound effects, ethnic, percussive) and part 15 is the drum kit (MIDI channel 10). Parts map 1:1
 onto the 16 MIDI channels, so several instruments play at once. The model only picks the
 *family*; which program inside the family (and which drum kit) plays is chosen from the text
-style by :mod:`generator.symbolic.instruments`. That keeps the vocabulary small for a model trained on
+style by :mod:`generator.core.instruments`. That keeps the vocabulary small for a model trained on
 a few thousand pieces, where individual programs would be seen too rarely to learn.
 
 Drums have no NOTE_OFF tokens (GM drums are one-shots); the decoder gives every drum hit a fixed

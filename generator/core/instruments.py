@@ -1,6 +1,6 @@
 """The style chooses the sounds: GM program per part (family) and the drum kit, from the prompt vector.
 
-Why: the model generates parts at the level of GM *families* (see :mod:`generator.symbolic.tokens`);
+Why: the note families generate parts at the level of GM *families* (:data:`generator.core.gm.N_PARTS`);
 the exact program inside a family and the drum kit come from the text style, by cosine similarity
 between the blended prompt vector and MiniLM vectors of the program/kit caption words (the same
 words :mod:`generator.core.gm` uses in training captions, so "brushed drums" picks the brush kit
@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from generator.core import gm
-from generator.symbolic import tokens as tok
 
 PRIOR = 0.08
 
@@ -32,8 +31,8 @@ class InstrumentChooser:
         kit_words = [gm.DRUM_KITS[k][1] if gm.DRUM_KITS[k][1] != "drums" else "standard drum kit" for k in self.kits]
         vecs = np.asarray(embed_texts(names + kit_words), np.float32)
         self.candidates, self.prior = {}, np.zeros(128, np.float32)
-        for part in range(tok.DRUM_PART):
-            members = [p for p in range(128) if tok.program_part(p) == part]
+        for part in range(gm.DRUM_PART):
+            members = [p for p in range(128) if gm.program_part(p) == part]
             usual = [p for p in members if p in gm.MELODIC_PROGRAMS] or members
             self.candidates[part] = np.asarray(usual)
             self.prior[usual[0]] = PRIOR
@@ -42,7 +41,7 @@ class InstrumentChooser:
     def choose(self, style: np.ndarray | None) -> tuple[dict[int, int], int]:
         """-> ({melodic part: GM program}, drum-kit program)."""
         if style is None:
-            return {p: 8 * p for p in range(tok.DRUM_PART)}, 0
+            return {p: 8 * p for p in range(gm.DRUM_PART)}, 0
         s = np.asarray(style, np.float32)
         sim = self.program_vecs @ s
         # a small prior for each family's first (most generic) program breaks near-ties
