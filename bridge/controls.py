@@ -133,6 +133,8 @@ def _build_registry() -> dict[str, Control]:
         Control("top_k", INT, 40, 1, 1024, doc="sample among the k most likely tokens"),
         Control("seed", INT, 0, 0, 2**31 - 1, applies=RESET,
                 doc="random seed of a fresh context (used at the next reset/stop)"),
+        Control("bpm", FLOAT, 0.0, 0.0, 300.0, unit="BPM",
+                doc="tempo of models on a beat grid (groove); 0 = the tempo the prompt asks for"),
         Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", group=OUTPUT, doc="output gain"),
         Control("mute", BOOL, False, 0, 1, group=OUTPUT, doc="mute the output (generation continues)"),
         Control("play", TRIGGER, group=TRANSPORT, doc="start or resume playing"),

@@ -51,6 +51,8 @@ class GenerationControls:
       temperature: sampling temperature (0 = greedy).
       top_k: sample among the k most likely tokens (>= 1).
       seed: the seed a fresh state is made from (a change takes effect at the next reset).
+      bpm: the tempo for models that play on a beat grid; 0 = the tempo the prompt asks for (the
+        model's reading of it). Models whose music has no grid (audio frames, time-shift events) ignore it.
     """
 
     prompts: tuple[tuple[str, float], ...] = ()
@@ -58,6 +60,7 @@ class GenerationControls:
     temperature: float = 1.1
     top_k: int = 40
     seed: int = 0
+    bpm: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "prompts", normalise_prompts(self.prompts))
@@ -70,6 +73,7 @@ class GenerationControls:
             "temperature": self.temperature,
             "top_k": self.top_k,
             "seed": self.seed,
+            "bpm": self.bpm,
         }
 
     @classmethod
@@ -87,7 +91,8 @@ class GenerationControls:
         try:
             if "prompts" in kwargs:
                 kwargs["prompts"] = tuple((str(t), float(w)) for t, w in kwargs["prompts"])
-            for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int)):
+            for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int),
+                               ("bpm", float)):
                 if name in kwargs:
                     kwargs[name] = kind(kwargs[name])
         except (TypeError, ValueError) as err:
