@@ -11,7 +11,9 @@
   the optional ``magenta-rt`` package (:mod:`generator.backends.magenta_rt2`). The bare names
   ``mrt2_small`` / ``mrt2_base`` stay jamgen's own random-weight presets of the same shapes;
 - ``symbolic`` / ``symbolic-tiny`` or a symbolic checkpoint directory: the Music Transformer played
-  by FluidSynth, with MIDI out (:mod:`generator.symbolic.system`).
+  by FluidSynth, with MIDI out (:mod:`generator.symbolic.system`);
+- ``groove`` / ``groove-tiny`` or a groove checkpoint directory: the beat-grid, multi-track family played on
+  a tempo clock (the ``bpm`` control) by FluidSynth, with MIDI out (:mod:`generator.groove.system`).
 """
 
 from __future__ import annotations
@@ -84,6 +86,21 @@ def _load_symbolic(spec: str) -> Generator:
         raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
 
+def _load_groove(spec: str) -> Generator:
+    from generator.groove import system as groove_system
+
+    try:
+        return groove_system.load(spec)
+    except (ImportError, FileNotFoundError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
+
+
+def _is_groove_dir(spec: str) -> bool:
+    from generator.groove.checkpoint import is_checkpoint  # json only: no jax
+
+    return os.path.isdir(os.path.expanduser(spec)) and is_checkpoint(os.path.expanduser(spec))
+
+
 def load(spec: str = DEFAULT_MODEL) -> Generator:
     """Build the generator named by ``spec`` (see module docstring)."""
     if spec.startswith("python:"):
@@ -92,6 +109,8 @@ def load(spec: str = DEFAULT_MODEL) -> Generator:
         return _load_magenta(spec)
     if spec.startswith("symbolic") or _is_symbolic_dir(spec):
         return _load_symbolic(spec)
+    if spec.startswith("groove") or _is_groove_dir(spec):
+        return _load_groove(spec)
     from generator.audio import system  # heavy (jax): imported only when a native model is asked for
 
     try:

@@ -14,11 +14,14 @@ from generator.backends import magenta_assets
 NATIVE_CHECKPOINTS = pathlib.Path(__file__).resolve().parent / "checkpoints"  # = core.checkpoint.SHIPPED (no JAX import here)
 # The presets of generator.symbolic.model (named here so that listing models imports no JAX).
 SYMBOLIC_NAMES = ("symbolic", "symbolic-tiny")
+GROOVE_NAMES = ("groove", "groove-tiny")  # the presets of generator.groove.model
 
 _NATIVE_NOTES = {
     "tiny": "audio-token model (codec + style + Depthformer LM), real time on 2 CPU cores",
     "symbolic": "jamgen's default: Music Transformer over note events, played by FluidSynth, MIDI out",
     "symbolic-tiny": "a very small symbolic model for tests",
+    "groove": "beat-grid, multi-track notes on a tempo clock (bpm control), played by FluidSynth, MIDI out",
+    "groove-tiny": "a very small groove model for tests",
     "test": "a very small model for tests",
     "mrt2_small": "jamgen's own implementation, Magenta RT 2 small shape",
     "mrt2_base": "jamgen's own implementation, Magenta RT 2 base shape",
@@ -35,7 +38,7 @@ def list_models() -> list[dict]:
     from generator.audio.config import PRESETS
 
     models = []
-    for name in [*SYMBOLIC_NAMES, *PRESETS]:
+    for name in [*SYMBOLIC_NAMES, *GROOVE_NAMES, *PRESETS]:
         trained = (NATIVE_CHECKPOINTS / name / "config.json").is_file()
         models.append({
             "spec": name, "backend": "native", "ready": True,
