@@ -1,4 +1,4 @@
-"""The prompt heads' shared file handling (generator/symbolic/heads.py), for each of the three heads:
+"""The prompt heads' shared file handling (generator/core/heads.py), for each of the three heads:
 saved into a checkpoint with their fit numbers, loaded back, absent, corrupt, or misshapen."""
 
 from __future__ import annotations

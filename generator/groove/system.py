@@ -102,9 +102,10 @@ class GrooveSystem(Generator):
 
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
-                 meta: dict | None = None):
+                 meta: dict | None = None, tempo=None):
         self.config = config
         self.meta = meta or {}
+        self.tempo = tempo  # generator.core.heads.TempoHead (the prompt's tempo) or None
         self.model = model if model is not None else nnx.jit(
             lambda: GrooveTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -166,11 +167,14 @@ class GrooveSystem(Generator):
         out[gm.DRUM_CHANNEL] = kit
         return out
 
-    def tempo_for(self, controls: GenerationControls) -> float:
-        """The block's tempo: ``controls.bpm`` when set, else the prompt's (a tempo head), else the default."""
+    def tempo_for(self, controls: GenerationControls, vec=None) -> float:
+        """The block's tempo: ``controls.bpm`` when set, else the prompt's (the checkpoint's tempo head, bounded
+        to 50-220 BPM), else :data:`DEFAULT_BPM`."""
         if controls.bpm > 0:
             return float(controls.bpm)
-        return float(self.meta.get("default_bpm", DEFAULT_BPM))
+        if self.tempo is not None and vec is not None:
+            return float(min(220.0, max(50.0, self.tempo.bpm(vec))))
+        return DEFAULT_BPM
 
     # ---- the contract --------------------------------------------------------------------
     def init_state(self, seed: int = 0) -> GrooveState:
@@ -195,7 +199,7 @@ class GrooveSystem(Generator):
                         self.synth.cc(0, ch, control, value)
                 state.programs[ch] = prog
                 self.synth.program(0, ch, prog)
-        state.clock.set_bpm(self.tempo_for(controls), start)
+        state.clock.set_bpm(self.tempo_for(controls, vec), start)
         used = self._notes_until(state, controls, vec, state.clock.tick_at(end) + self.lookahead_ticks, n)
         audio = np.zeros((n, CHANNELS), np.float32)
         end_tick = state.clock.tick_at(end)
@@ -288,14 +292,20 @@ def load(spec: str, soundfont: str | None = None) -> GrooveSystem:
     if spec in PRESETS:
         directory = CHECKPOINTS / spec
         if ckpt.is_checkpoint(directory):
-            config, model, meta = ckpt.load(directory)
-            return GrooveSystem(config, model, soundfont, meta=meta)
+            return _from_checkpoint(directory, soundfont)
         if spec not in _warned:
             _warned.add(spec)
             log.warning("no trained weights for model %r (looked in %s): using a seeded random init", spec, directory)
         return GrooveSystem(PRESETS[spec], soundfont=soundfont)
     path = pathlib.Path(spec).expanduser()
     if path.is_dir():
-        config, model, meta = ckpt.load(path)
-        return GrooveSystem(config, model, soundfont, meta=meta)
+        return _from_checkpoint(path, soundfont)
     raise ValueError(f"unknown groove model {spec!r}: use {', '.join(PRESETS)} or a groove checkpoint directory")
+
+
+def _from_checkpoint(directory, soundfont: str | None) -> GrooveSystem:
+    from generator.core.heads import TEMPO_FILE, TempoHead
+
+    config, model, meta = ckpt.load(directory)
+    tempo = TempoHead.load(directory, meta.get("files", {}).get(TEMPO_FILE))
+    return GrooveSystem(config, model, soundfont, meta=meta, tempo=tempo)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.symbolic import heads
+from generator.core import heads
 from generator.symbolic import tokens as tok
 
 FILE = "arrangement.safetensors"

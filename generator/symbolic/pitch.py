@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.symbolic import heads
+from generator.core import heads
 
 FILE = "pitch.safetensors"
 

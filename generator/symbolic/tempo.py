@@ -24,57 +24,11 @@ Refit: ``python -m generator.train heads tempo`` (needs ``runs/symbolic/{train,h
 from __future__ import annotations
 
 import math
-import pathlib
 
-import numpy as np
 
-from generator.symbolic import heads
+from generator.core.heads import TEMPO_FILE as FILE, TempoHead  # noqa: F401  (re-exported)
 
 FILE = "tempo.safetensors"
-
-
-class TempoHead:
-    """log2(BPM) = style @ weight + bias; ``scale(style)`` is the playback speed factor."""
-
-    def __init__(self, weight: np.ndarray, bias: float, native_bpm: float, strength: float = 1.0,
-                 min_scale: float = 0.6, max_scale: float = 1.6):
-        self.weight = np.asarray(weight, np.float32).reshape(-1)
-        self.bias = float(bias)
-        self.native_bpm = float(native_bpm)
-        self.strength = float(strength)
-        self.min_scale, self.max_scale = float(min_scale), float(max_scale)
-
-    def bpm(self, style: np.ndarray) -> float:
-        return float(2.0 ** (float(np.asarray(style, np.float32) @ self.weight) + self.bias))
-
-    def scale(self, style: np.ndarray | None) -> float:
-        """How much faster than the model's own tempo to play (1 without a prompt)."""
-        if style is None:
-            return 1.0
-        raw = (self.bpm(style) / self.native_bpm) ** self.strength
-        return float(min(self.max_scale, max(self.min_scale, raw)))
-
-    # ---- files ---------------------------------------------------------------------------
-    def save(self, directory, info: dict) -> str:
-        """Writes ``tempo.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
-        settings = {"native_bpm": self.native_bpm, "strength": self.strength, "min_scale": self.min_scale,
-                    "max_scale": self.max_scale}
-        return heads.save_head(directory, FILE, {"weight": self.weight, "bias": np.asarray([self.bias], np.float32)},
-                              settings, "tempo", {**settings, **info})
-
-    @classmethod
-    def load(cls, directory, digest: str | None = None) -> "TempoHead | None":
-        """The head of a checkpoint directory, or None when it has none; a damaged file is refused
-        with a one-line error."""
-        found = heads.load_head(directory, FILE, digest, {"weight": (None,), "bias": (1,)})
-        if found is None:
-            return None
-        tensors, meta = found
-        native = meta.get("native_bpm", 0.0)
-        if not native > 0:
-            raise ValueError(f"{pathlib.Path(directory) / FILE}: expected native_bpm > 0, got {native}")
-        return cls(tensors["weight"], float(tensors["bias"][0]), native, meta.get("strength", 1.0),
-                   meta.get("min_scale", 0.6), meta.get("max_scale", 1.6))
 
 
 class TimeMap:

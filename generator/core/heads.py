@@ -1,0 +1,107 @@
+"""Prompt heads: small regressions from the prompt's MiniLM vector, stored beside a model's weights.
+
+Why in the core: a note family reads things from the prompt that its network does not (the symbolic
+family's arrangement, tempo and key: :mod:`generator.symbolic.arrangement`, :mod:`~generator.symbolic.tempo`,
+:mod:`~generator.symbolic.pitch`; the groove family's tempo), each a regression fitted in seconds on the
+tokenised works and their captions. They are stored and checked alike in any family's checkpoint: a
+``<name>.safetensors`` file whose SHA-256 and fit numbers live in the checkpoint's ``config.json``. The
+tempo reading itself (:class:`TempoHead`) is the same for every family. Fitting the heads (and their refit
+command, ``python -m generator.train heads <head>``) is training code and lives in :mod:`generator.train.heads`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from generator.core import checkpoint as io
+
+
+def save_head(directory, name: str, tensors: dict, metadata: dict, section: str, info: dict) -> str:
+    """Write a small prompt head ``name`` into checkpoint ``directory`` (atomically), and record its
+    SHA-256 under ``files`` and ``info`` under ``section`` in ``config.json``. Returns the path."""
+    d = pathlib.Path(directory)
+    meta = json.loads((d / "config.json").read_text())  # the family's loader checked its format
+    meta.setdefault("files", {})[name] = io.write_tensors(d / name, tensors, {k: repr(v) for k, v in metadata.items()})
+    meta[section] = info
+    io.write_meta(d, meta)
+    return str(d / name)
+
+
+def load_head(directory, name: str, digest: str | None, shapes: dict) -> tuple[dict, dict] | None:
+    """(tensors, metadata as floats) of head file ``name`` in ``directory``; None when there is none.
+    ``shapes`` names every tensor the head needs and its shape (None: any size). A file whose SHA-256
+    differs from ``digest`` (from config.json), that is not readable, or whose tensors are missing or
+    misshapen is refused with a one-line ValueError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    path = pathlib.Path(directory) / name
+    if not path.is_file():
+        return None
+    if digest is not None and io.sha256(path) != digest:
+        raise ValueError(f"{path} is corrupt: its SHA-256 does not match config.json")
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = {k: float(v) for k, v in (f.metadata() or {}).items()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+
+    def fits(key, shape):
+        t = tensors.get(key)
+        return t is not None and t.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, t.shape))
+
+    if not all(fits(k, shape) for k, shape in shapes.items()):
+        want = ", ".join(f"{k} {list(s)}" for k, s in shapes.items())
+        got = ", ".join(f"{k} {list(getattr(tensors.get(k), 'shape', ()))}" for k in shapes)
+        raise ValueError(f"{path}: expected {want}, got {got}".replace("None", "D"))
+    return tensors, meta
+
+
+TEMPO_FILE = "tempo.safetensors"
+
+
+class TempoHead:
+    """log2(BPM) = style @ weight + bias; ``scale(style)`` is the playback speed factor."""
+
+    def __init__(self, weight: np.ndarray, bias: float, native_bpm: float, strength: float = 1.0,
+                 min_scale: float = 0.6, max_scale: float = 1.6):
+        self.weight = np.asarray(weight, np.float32).reshape(-1)
+        self.bias = float(bias)
+        self.native_bpm = float(native_bpm)
+        self.strength = float(strength)
+        self.min_scale, self.max_scale = float(min_scale), float(max_scale)
+
+    def bpm(self, style: np.ndarray) -> float:
+        return float(2.0 ** (float(np.asarray(style, np.float32) @ self.weight) + self.bias))
+
+    def scale(self, style: np.ndarray | None) -> float:
+        """How much faster than the model's own tempo to play (1 without a prompt)."""
+        if style is None:
+            return 1.0
+        raw = (self.bpm(style) / self.native_bpm) ** self.strength
+        return float(min(self.max_scale, max(self.min_scale, raw)))
+
+    # ---- files ---------------------------------------------------------------------------
+    def save(self, directory, info: dict) -> str:
+        """Writes ``tempo.safetensors`` into a checkpoint and ``info`` into its config.json."""
+        settings = {"native_bpm": self.native_bpm, "strength": self.strength, "min_scale": self.min_scale,
+                    "max_scale": self.max_scale}
+        return save_head(directory, TEMPO_FILE, {"weight": self.weight, "bias": np.asarray([self.bias], np.float32)},
+                              settings, "tempo", {**settings, **info})
+
+    @classmethod
+    def load(cls, directory, digest: str | None = None) -> "TempoHead | None":
+        """The head of a checkpoint directory, or None when it has none; a damaged file is refused
+        with a one-line error."""
+        found = load_head(directory, TEMPO_FILE, digest, {"weight": (None,), "bias": (1,)})
+        if found is None:
+            return None
+        tensors, meta = found
+        native = meta.get("native_bpm", 0.0)
+        if not native > 0:
+            raise ValueError(f"{pathlib.Path(directory) / TEMPO_FILE}: expected native_bpm > 0, got {native}")
+        return cls(tensors["weight"], float(tensors["bias"][0]), native, meta.get("strength", 1.0),
+                   meta.get("min_scale", 0.6), meta.get("max_scale", 1.6))
