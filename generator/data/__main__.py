@@ -1,8 +1,10 @@
-"""Command line: ``python -m generator.data build|prepare|show`` (``jamgen dataset`` wraps it).
+"""Command line: ``python -m generator.data build|prepare|show|groove`` (``jamgen dataset`` wraps it).
 
 * ``build --hours H --out DIR [--clip-seconds S]`` renders ~H hours, writes manifest.jsonl + summary.json.
 * ``prepare [--collections ...]`` parses music21 works into the MIDI cache ahead of time (progress bar).
 * ``show [-n N] [--split heldout]`` prints captions and paraphrases of a few works.
+* ``groove --split train|heldout --seeds 0 1 --workers 2 --out runs/groove/train.npz [--limit N] [--seconds S]``
+  tokenises works on the groove family's beat grid into one ``.npz`` (progress bar; never committed).
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--split", choices=S.SPLITS, default="train")
     sh.add_argument("--sources", default="mma,debian")
     sh.add_argument("--seed", type=int, default=0)
+    gr = sub.add_parser("groove", help="tokenise works for the groove family (beat grid) into one .npz")
+    gr.add_argument("--split", choices=S.SPLITS, default="train")
+    gr.add_argument("--seeds", type=int, nargs="+", default=[0], help="one arrangement of every work per seed")
+    gr.add_argument("--sources", default="mma,debian,music21", help="comma list of music21,mma,debian")
+    gr.add_argument("--workers", type=int, default=1, help="processes arranging and tokenising works")
+    gr.add_argument("--limit", type=int, default=None, help="at most N works per source and seed")
+    gr.add_argument("--seconds", type=float, default=None, help="wall-time budget of the whole build")
+    gr.add_argument("--out", required=True, help="the .npz to write (its folder is created)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -60,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 bad += 1
         print(f"{len(refs) - bad} works cached in {S.cache_dir()}, {bad} failed")
+    elif a.cmd == "groove":
+        from pathlib import Path
+
+        from .groove_tokens import build as build_groove
+
+        logging.getLogger("generator.data").setLevel(logging.INFO)  # the skip log and the summary line
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        build_groove(a.out, a.split, a.sources.split(","), seeds=a.seeds, limit=a.limit, seconds=a.seconds,
+                     workers=a.workers)
     elif a.cmd == "show":
         for w in S.iter_works(a.split, tuple(a.sources.split(",")), seed=a.seed, limit=a.n):
             print(f"{w.id}  [{w.split}, {w.duration:.0f} s, {w.license}]\n  {w.caption}")

@@ -1,13 +1,14 @@
 """The ``mma`` source: Debian ``mma`` grooves played over chord progressions generated per genre family.
 
 Why a module of its own: each source finds its works and arranges them in its own way; this one reads the
-grooves of the MMA library (a groove *file* is one held-out group), draws a tempo, key and idiomatic
-progression per seed, runs ``mma`` in a temp dir (~0.1-0.25 s per song) and varies the timbres. The API
-over all sources is :mod:`generator.data.sources`.
+grooves of the MMA library (a groove *file* is one held-out group), draws a tempo, key and a progression per
+seed from the family's harmonic grammar (:mod:`generator.data.harmony`), runs ``mma`` in a temp dir
+(~0.1-0.25 s per song) and varies the timbres. The API over all sources is :mod:`generator.data.sources`.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import mido
 
 from generator.core import gm
+from . import harmony
 from .works import MissingToolError, Work, WorkRef, arrange, channel_stats, finish_work, instrument_words, kit_meta, \
     split_of
 
@@ -54,44 +56,13 @@ _MMA_GENRES: list[tuple[str, str, str]] = [
     ("8beat", "8-beat pop", "pop"), ("beat", "pop", "pop"), ("arpeggio", "arpeggiated pop", "pop"),
 ]
 
-# Per family: tempo range (BPM) and idiomatic progressions as (mode, [(root semitones, quality), ...]).
+# Per family: tempo range (BPM). The progressions come from the harmony grammar (:mod:`.harmony`).
 _FAMILY_TEMPO = {"jazz": (110, 210), "blues": (70, 140), "latin": (95, 150), "rock": (95, 160),
                  "funk": (88, 120), "country": (90, 160), "waltz": (90, 180), "march": (100, 130),
                  "ballad": (56, 84), "electronic": (100, 135), "pop": (80, 128)}
-_PROGRESSIONS: dict[str, list[tuple[str, list[tuple[int, str]]]]] = {
-    "jazz": [("major", [(2, "m7"), (7, "7"), (0, "M7"), (0, "M7")]),
-             ("major", [(0, "M7"), (9, "m7"), (2, "m7"), (7, "7")]),
-             ("major", [(4, "m7"), (9, "7"), (2, "m7"), (7, "7"), (0, "6"), (0, "6")]),
-             ("minor", [(2, "m7b5"), (7, "7"), (0, "m7"), (0, "m7")]),
-             ("major", [(0, "6"), (9, "m7"), (2, "m7"), (7, "7"), (4, "m7"), (9, "7"), (2, "m7"), (7, "7")])],
-    "blues": [("major", [(0, "7")] * 4 + [(5, "7")] * 2 + [(0, "7")] * 2 + [(7, "7"), (5, "7"), (0, "7"), (7, "7")]),
-              ("major", [(0, "7"), (5, "7"), (0, "7"), (0, "7"), (5, "7"), (5, "7"), (0, "7"), (0, "7"),
-                         (7, "7"), (5, "7"), (0, "7"), (0, "7")]),
-              ("minor", [(0, "m7")] * 4 + [(5, "m7")] * 2 + [(0, "m7")] * 2
-               + [(8, "7"), (7, "7"), (0, "m7"), (7, "7")])],
-    "latin": [("major", [(2, "m7"), (7, "7"), (0, "M7"), (0, "M7")]),
-              ("minor", [(0, "m7"), (5, "m7"), (7, "7"), (0, "m7")]),
-              ("minor", [(0, "m"), (10, ""), (8, ""), (7, "7")]),
-              ("major", [(0, "M7"), (1, "dim"), (2, "m7"), (7, "7")])],
-    "rock": [("major", [(0, ""), (7, ""), (9, "m"), (5, "")]), ("major", [(0, ""), (5, ""), (7, ""), (5, "")]),
-             ("major", [(0, ""), (10, ""), (5, ""), (0, "")]), ("minor", [(0, "m"), (8, ""), (10, ""), (0, "m")]),
-             ("major", [(0, ""), (0, ""), (5, ""), (7, "")])],
-    "funk": [("minor", [(0, "m7"), (0, "m7"), (5, "7"), (5, "7")]), ("major", [(0, "9"), (0, "9"), (5, "9"), (0, "9")]),
-             ("minor", [(0, "m7"), (0, "m7"), (0, "m7"), (10, "7")])],
-    "country": [("major", [(0, ""), (5, ""), (0, ""), (7, "7")]), ("major", [(0, ""), (0, ""), (5, ""), (5, ""),
-                                                                            (7, "7"), (7, "7"), (0, ""), (0, "")]),
-                ("major", [(0, ""), (7, ""), (0, ""), (5, "")])],
-    "waltz": [("major", [(0, ""), (5, ""), (7, "7"), (0, "")]), ("major", [(0, ""), (9, "m"), (2, "m"), (7, "7")]),
-              ("minor", [(0, "m"), (5, "m"), (7, "7"), (0, "m")])],
-    "march": [("major", [(0, ""), (5, ""), (7, "7"), (0, "")]), ("major", [(0, ""), (7, "7"), (7, "7"), (0, "")])],
-    "ballad": [("major", [(0, ""), (9, "m"), (5, ""), (7, "")]), ("major", [(0, "M7"), (9, "m7"), (2, "m7"), (7, "7")]),
-               ("major", [(0, ""), (4, "m"), (5, ""), (7, "sus4")]), ("minor", [(0, "m"), (8, ""), (3, ""), (10, "")])],
-    "electronic": [("minor", [(0, "m"), (8, ""), (3, ""), (10, "")]),
-                   ("minor", [(0, "m7"), (0, "m7"), (8, "M7"), (10, "")]),
-                   ("major", [(9, "m"), (5, ""), (0, ""), (7, "")])],
-    "pop": [("major", [(0, ""), (7, ""), (9, "m"), (5, "")]), ("major", [(9, "m"), (5, ""), (0, ""), (7, "")]),
-            ("major", [(0, ""), (9, "m"), (5, ""), (7, "")]), ("major", [(5, ""), (7, ""), (4, "m"), (9, "m")])],
-}
+# chord slots per bar of mma's time signatures (the number of its chord "tabs")
+_TIME_SLOTS = {"2/2": 2, "2/4": 2, "6/4": 2, "6/8": 2, "3/2": 3, "3/4": 3, "3/8": 3, "9/8": 3, "4/4": 4, "12/8": 4,
+               "5/4": 5, "5/8": 5, "7/4": 7, "common": 4, "cut": 2}
 _FAMILY_KITS = {"jazz": [32, 40, 0, 8], "blues": [0, 8, 32], "latin": [0, 8, 32], "rock": [16, 0, 8],
                 "funk": [0, 16, 24, 25], "country": [0, 8, 40], "waltz": [0, 8, 40], "march": [48, 0, 8],
                 "ballad": [40, 0, 8, 32], "electronic": [24, 25, 0], "pop": [0, 8, 24, 25]}
@@ -145,10 +116,14 @@ def mma_refs() -> list[WorkRef]:
     return refs
 
 
-def mma_song(groove_use: str, groove: str, bpm: int, chords: list[str]) -> mido.MidiFile:
-    """Run ``mma`` on a one-groove song (``groove_use`` like ``stdlib/swing``); returns the MIDI."""
+def mma_song(groove_use: str, groove: str, bpm: int, chords: list[str], seed: int = 0) -> mido.MidiFile:
+    """Run ``mma`` on a one-groove song (``groove_use`` like ``stdlib/swing``); returns the MIDI.
+
+    mma humanises grooves at random (timing, velocity, skipped notes) from an unseeded generator;
+    ``RndSeed`` pins it, so the same arguments give the same MIDI in any process (a work is reproducible
+    and a parallel token build gives the same tokens as a serial one)."""
     exe = _require_mma()
-    body = [f"Tempo {bpm}", f"Use {groove_use}", f"Groove {groove}"]
+    body = [f"Tempo {bpm}", f"Use {groove_use}", f"Groove {groove}", f"RndSeed {int(seed)}"]
     body += [f"{i + 1} {c}" for i, c in enumerate(chords)]
     with tempfile.TemporaryDirectory(prefix="jamgen-mma-") as d:
         src = Path(d) / "song.mma"
@@ -160,13 +135,35 @@ def mma_song(groove_use: str, groove: str, bpm: int, chords: list[str]) -> mido.
         return mido.MidiFile(out)
 
 
-def progression(family: str, rng: random.Random, bars_target: int) -> tuple[int, str, list[str]]:
-    """(tonic pitch class, mode, chord symbols) -- an idiomatic progression of the family, repeated."""
-    mode, prog = rng.choice(_PROGRESSIONS.get(family, _PROGRESSIONS["pop"]))
+def progression(family: str, rng: random.Random, bars_target: int, *, slots: int = 4) -> tuple[int, str, list[str]]:
+    """(tonic pitch class, mode, chord symbols): about ``bars_target`` bars of the family's harmonic grammar
+    (:func:`generator.data.harmony.song`), one mma chord line per bar for a groove with ``slots`` chord slots
+    per bar (two chords a bar read ``Dm7 / G7 /`` in 4 slots)."""
+    song = harmony.song(family, rng, bars_target, slots)
     tonic = rng.randrange(12)
-    reps = max(1, round(bars_target / len(prog)))
-    chords = [gm.chord_root(tonic + r, tonic, mode) + q for r, q in prog] * reps
-    return tonic, mode, chords
+    return tonic, song.mode, song.symbols(tonic, slots)
+
+
+@functools.lru_cache(maxsize=None)
+def groove_slots(groove_use: str, groove: str) -> int:
+    """Chord slots per bar of a library groove (``stdlib/waltz``, ``Waltz``): the ``Time`` in force where
+    its file defines it (4 when none is given), so a chord line never names more chords than the bar has."""
+    slots = 4
+    try:
+        text = (MMA_LIB / f"{groove_use}.mma").read_text(errors="replace")
+    except OSError:
+        return slots
+    for line in text.splitlines():
+        words = line.split("//")[0].split()
+        if len(words) >= 2 and words[0].lower() == "time":
+            arg = words[1].lower()
+            try:
+                slots = _TIME_SLOTS[arg] if "/" in arg or arg in _TIME_SLOTS else max(1, int(float(arg)))
+            except (KeyError, ValueError):
+                pass
+        elif len(words) >= 2 and words[0].lower() == "defgroove" and words[1].lower() == groove.lower():
+            return slots
+    return slots
 
 
 def mma_work(ref: WorkRef, rng: random.Random, seed: int) -> Work | None:
@@ -179,8 +176,8 @@ def mma_work(ref: WorkRef, rng: random.Random, seed: int) -> Work | None:
         lo, hi = max(50, lo - 20), (lo + hi) // 2
     bpm = rng.randint(lo, hi)
     bars_target = int(rng.uniform(30, 75) * bpm / 60 / 4)
-    tonic, mode, chords = progression(fam, rng, max(8, bars_target))
-    raw = mma_song(ref.path, ref.extra, bpm, chords)
+    tonic, mode, chords = progression(fam, rng, max(8, bars_target), slots=groove_slots(ref.path, ref.extra))
+    raw = mma_song(ref.path, ref.extra, bpm, chords, seed=rng.randrange(2**31))
     stats = channel_stats(raw)
     has_drums = stats.pop(gm.DRUM_CHANNEL, None) is not None
     if not stats and not has_drums:
