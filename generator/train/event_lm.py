@@ -36,7 +36,7 @@ import optax
 from flax import nnx
 
 from generator.core.event_lm import EventTransformer, param_count
-from generator.data.symbolic_tokens import TokenSet  # (moves to generator.data.token_sets)
+from generator.data.token_sets import TokenSet
 
 log = logging.getLogger("generator.train")
 PAD, BOS = 0, 1  # both note vocabularies start with PAD, BOS
