@@ -105,3 +105,55 @@ class TempoHead:
             raise ValueError(f"{pathlib.Path(directory) / TEMPO_FILE}: expected native_bpm > 0, got {native}")
         return cls(tensors["weight"], float(tensors["bias"][0]), native, meta.get("strength", 1.0),
                    meta.get("min_scale", 0.6), meta.get("max_scale", 1.6))
+
+
+ARRANGEMENT_FILE = "arrangement.safetensors"
+NEG = -1e9
+
+
+class PartHead:
+    """Which of the 16 parts (:data:`generator.core.gm.N_PARTS`) a prompt lets play:
+    p(part plays | prompt vector) = sigmoid(W v + b). Families turn :meth:`bias16` into a bias on their own
+    PART tokens: banned parts (p < ``floor``; never the most likely one) get -1e9, the others ``strength * log p``
+    (a product of experts with the model's own part choice)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, floor: float = 0.2, strength: float = 1.0):
+        self.weight = np.asarray(weight, np.float32)  # [384, 16]
+        self.bias = np.asarray(bias, np.float32)  # [16]
+        self.floor, self.strength = float(floor), float(strength)
+
+    def probs(self, style: np.ndarray) -> np.ndarray:
+        z = np.asarray(style, np.float32) @ self.weight + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def allowed(self, style: np.ndarray | None) -> np.ndarray:
+        """bool [16]: the parts the prompt lets play (all of them without a prompt)."""
+        if style is None:
+            return np.ones(len(self.bias), bool)
+        p = self.probs(style)
+        keep = p >= self.floor
+        keep[int(np.argmax(p))] = True
+        return keep
+
+    def bias16(self, style: np.ndarray | None) -> np.ndarray:
+        """float32 [16]: the log-probability bias of each part's token (zero without a prompt)."""
+        if style is None:
+            return np.zeros(len(self.bias), np.float32)
+        p = self.probs(style)
+        return np.where(self.allowed(style), self.strength * np.log(np.maximum(p, 1e-6)), NEG).astype(np.float32)
+
+    def save(self, directory, info: dict) -> str:
+        """Writes ``arrangement.safetensors`` into a checkpoint and ``info`` into its config.json."""
+        return save_head(directory, ARRANGEMENT_FILE, {"weight": self.weight, "bias": self.bias},
+                         {"floor": self.floor, "strength": self.strength}, "arrangement",
+                         {"floor": self.floor, "strength": self.strength, **info})
+
+    @classmethod
+    def load(cls, directory, digest: str | None = None):
+        """The head of a checkpoint directory, or None when it has none."""
+        found = load_head(directory, ARRANGEMENT_FILE, digest, {"weight": (None, 16), "bias": (16,)})
+        if found is None:
+            return None
+        tensors, meta = found
+        return cls(tensors["weight"], tensors["bias"], meta.get("floor", 0.2), meta.get("strength", 1.0))
+

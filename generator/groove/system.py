@@ -102,10 +102,13 @@ class GrooveSystem(Generator):
 
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
-                 meta: dict | None = None, tempo=None):
+                 meta: dict | None = None, tempo=None, arrangement=None):
         self.config = config
         self.meta = meta or {}
         self.tempo = tempo  # generator.core.heads.TempoHead (the prompt's tempo) or None
+        self.arrangement = arrangement  # generator.core.heads.PartHead (who plays) or None
+        self._bias_key: bytes | None = None
+        self._bias = jnp.zeros((G.VOCAB,), jnp.float32)
         self.model = model if model is not None else nnx.jit(
             lambda: GrooveTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -120,9 +123,21 @@ class GrooveSystem(Generator):
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
-    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k):
+    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
-                            temperature, top_k, self.chunk)
+                            temperature, top_k, self.chunk, part_bias)
+
+    def part_bias(self, vec) -> jnp.ndarray:
+        """[V] bias on the PART tokens from the arrangement head (zeros without a head or a prompt); made once
+        per blended prompt."""
+        if self.arrangement is None or vec is None:
+            return jnp.zeros((G.VOCAB,), jnp.float32)
+        key = vec.tobytes()
+        if key != self._bias_key:
+            bias = np.zeros(G.VOCAB, np.float32)
+            bias[G.PART0:G.PART0 + G.N_PARTS] = self.arrangement.bias16(vec)
+            self._bias_key, self._bias = key, jnp.asarray(bias)
+        return self._bias
 
     def compile_count(self) -> int:
         return self._sample._cache_size()
@@ -133,11 +148,13 @@ class GrooveSystem(Generator):
 
     def sample_tokens(self, state: GrooveState, controls: GenerationControls, n_chunks: int = 1) -> np.ndarray:
         """Sample ``n_chunks * chunk`` tokens into ``state`` without decoding (for tests and evaluation)."""
-        style, has = self._style(self.bank.blend(controls.prompts))
+        vec = self.bank.blend(controls.prompts)
+        style, has = self._style(vec)
         out = []
         for _ in range(n_chunks):
             toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
-                                             jnp.float32(controls.temperature), jnp.int32(controls.top_k))
+                                             jnp.float32(controls.temperature), jnp.int32(controls.top_k),
+                                             self.part_bias(vec))
             out.append(np.asarray(toks))
         return np.concatenate(out)
 
@@ -239,7 +256,8 @@ class GrooveSystem(Generator):
                 state.forced += 1
                 break
             toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
-                                             jnp.float32(controls.temperature), jnp.int32(controls.top_k))
+                                             jnp.float32(controls.temperature), jnp.int32(controls.top_k),
+                                             self.part_bias(vec))
             for t in np.asarray(toks):
                 note = dec.feed(int(t))
                 if note is not None:
@@ -304,8 +322,9 @@ def load(spec: str, soundfont: str | None = None) -> GrooveSystem:
 
 
 def _from_checkpoint(directory, soundfont: str | None) -> GrooveSystem:
-    from generator.core.heads import TEMPO_FILE, TempoHead
+    from generator.core.heads import ARRANGEMENT_FILE, TEMPO_FILE, PartHead, TempoHead
 
     config, model, meta = ckpt.load(directory)
-    tempo = TempoHead.load(directory, meta.get("files", {}).get(TEMPO_FILE))
-    return GrooveSystem(config, model, soundfont, meta=meta, tempo=tempo)
+    files = meta.get("files", {})
+    return GrooveSystem(config, model, soundfont, meta=meta, tempo=TempoHead.load(directory, files.get(TEMPO_FILE)),
+                        arrangement=PartHead.load(directory, files.get(ARRANGEMENT_FILE)))

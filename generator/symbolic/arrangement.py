@@ -24,56 +24,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.core import heads
+from generator.core.heads import ARRANGEMENT_FILE, NEG, PartHead  # noqa: F401  (NEG re-exported)
 from generator.symbolic import tokens as tok
 
-FILE = "arrangement.safetensors"
-NEG = -1e9
+FILE = ARRANGEMENT_FILE
 
 
-class Arrangement:
-    """p(family plays | prompt vector) = sigmoid(W v + b), and the PART-token bias made from it."""
-
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, floor: float = 0.2, strength: float = 1.0):
-        self.weight = np.asarray(weight, np.float32)  # [384, 16]
-        self.bias = np.asarray(bias, np.float32)  # [16]
-        self.floor, self.strength = float(floor), float(strength)
-
-    def probs(self, style: np.ndarray) -> np.ndarray:
-        z = np.asarray(style, np.float32) @ self.weight + self.bias
-        return 1.0 / (1.0 + np.exp(-z))
-
-    def allowed(self, style: np.ndarray | None) -> np.ndarray:
-        """bool [16]: the families the prompt lets play (all of them without a prompt)."""
-        if style is None:
-            return np.ones(tok.N_PARTS, bool)
-        p = self.probs(style)
-        keep = p >= self.floor
-        keep[int(np.argmax(p))] = True
-        return keep
+class Arrangement(PartHead):
+    """The core's part head, as a bias on the symbolic vocabulary's PART tokens."""
 
     def part_bias(self, style: np.ndarray | None) -> np.ndarray:
         """float32 [VOCAB]: added to the sampler's log-probabilities (zero without a prompt)."""
         out = np.zeros(tok.VOCAB, np.float32)
-        if style is None:
-            return out
-        p = self.probs(style)
-        keep = self.allowed(style)
-        out[tok.PART0:tok.VEL0] = np.where(keep, self.strength * np.log(np.maximum(p, 1e-6)), NEG)
+        if style is not None:
+            out[tok.PART0:tok.VEL0] = self.bias16(style)
         return out
-
-    # ---- files ---------------------------------------------------------------------------
-    def save(self, directory, info: dict) -> str:
-        """Writes ``arrangement.safetensors`` into a symbolic checkpoint and ``info`` into its config.json."""
-        return heads.save_head(directory, FILE, {"weight": self.weight, "bias": self.bias},
-                              {"floor": self.floor, "strength": self.strength}, "arrangement",
-                              {"floor": self.floor, "strength": self.strength, **info})
-
-    @classmethod
-    def load(cls, directory, digest: str | None = None) -> "Arrangement | None":
-        """The head of a checkpoint directory, or None when it has none."""
-        found = heads.load_head(directory, FILE, digest, {"weight": (None, tok.N_PARTS), "bias": (tok.N_PARTS,)})
-        if found is None:
-            return None
-        tensors, meta = found
-        return cls(tensors["weight"], tensors["bias"], meta.get("floor", 0.2), meta.get("strength", 1.0))

@@ -30,9 +30,25 @@ def parts_present(seq: np.ndarray) -> np.ndarray:
     return out
 
 
-def pairs(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def groove_parts_present(seq: np.ndarray) -> np.ndarray:
+    """bool [16]: which parts a groove token sequence plays (a PART token followed by a PITCH)."""
+    from generator.groove import tokens as G
+
+    seq = np.asarray(seq)
+    out = np.zeros(G.N_PARTS, bool)
+    is_part = (seq >= G.PART0) & (seq < G.PART0 + G.N_PARTS)
+    follows = np.zeros_like(is_part)
+    follows[:-1] = (seq[1:] >= G.PITCH0) & (seq[1:] < G.PITCH0 + 128)
+    out[np.unique(seq[is_part & follows] - G.PART0)] = True
+    return out
+
+
+PRESENT = {"symbolic": parts_present, "groove": groove_parts_present}
+
+
+def pairs(data, vectors: np.ndarray, present=parts_present) -> tuple[np.ndarray, np.ndarray]:
     """(text vectors [M, D], labels [M, 16]) with one row per (work, caption or paraphrase)."""
-    labels = np.stack([parts_present(data.work(i)) for i in range(len(data))])
+    labels = np.stack([present(data.work(i)) for i in range(len(data))])
     rows = [(vectors[c], labels[i]) for i in range(len(data)) for c in np.unique(data.caption_ids[i])]
     return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows]).astype(np.float32)
 
@@ -40,13 +56,13 @@ def pairs(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 SOLO_FORMS = ("solo {}", "a solo performance: {}")
 
 
-def solo_texts(data) -> tuple[list[str], np.ndarray]:
+def solo_texts(data, present=parts_present) -> tuple[list[str], np.ndarray]:
     """Extra (text, labels) rows that teach the word "solo": the training captions list what plays but
     never say "solo", so "solo piano" read like "piano" and let a band join in. Every work that
     plays exactly one family gets its caption and first paraphrase rephrased as a solo."""
     texts, labels = [], []
     for i in range(len(data)):
-        lab = parts_present(data.work(i))
+        lab = present(data.work(i))
         if lab.sum() != 1:
             continue
         for form, c in zip(SOLO_FORMS, data.caption_ids[i, :2]):
@@ -118,13 +134,15 @@ def main(argv=None) -> int:
         p.add_argument("--l2", type=float, default=1e-6)
         p.add_argument("--floor", type=float, default=0.35)
         p.add_argument("--strength", type=float, default=2.0)
+        p.add_argument("--family", choices=sorted(PRESENT), default="symbolic", help="the token sets' family")
 
     def fit_head(args, train, held, train_vectors, held_vectors):
-        xt, yt = pairs(train, train_vectors)
-        solo, ys = solo_texts(train)
+        present = PRESENT[args.family]
+        xt, yt = pairs(train, train_vectors, present)
+        solo, ys = solo_texts(train, present)
         if solo:
             xt, yt = np.concatenate([xt, embed(solo)]), np.concatenate([yt, ys])
-        xh, yh = pairs(held, held_vectors)
+        xh, yh = pairs(held, held_vectors, present)
         head = Arrangement(*fit(xt, yt, l2=args.l2), args.floor, args.strength)
         return head, {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh), "solo_rows": len(solo),
                       "l2": args.l2}
