@@ -19,10 +19,14 @@ FORMAT, VERSION = "jamgen-groove", 1
 KIND = "groove checkpoint"
 
 
-def save(directory, config: "GrooveConfig", model: "GrooveTransformer", train_info: dict | None = None):
+def save(directory, config: "GrooveConfig", model: "GrooveTransformer", train_info: dict | None = None,
+         half: bool = False):
+    """Write the weights and ``config.json`` (keeping the heads a directory already has); ``half`` stores
+    float16 (the shipped checkpoint: half the size in git; loading widens back to float32)."""
     d = pathlib.Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    digest = io.write_tensors(d / "model.safetensors", io.flatten(model))
+    tensors = io.flatten(model)
+    digest = io.write_tensors(d / "model.safetensors", io.halve(tensors) if half else tensors)
     meta = io.read_meta(d, FORMAT, VERSION, KIND) if io.has_format(d, FORMAT) else {}
     meta.update({"format": FORMAT, "version": VERSION, "config": config.to_dict(), "train": train_info or {}})
     meta.setdefault("files", {})["model.safetensors"] = digest
