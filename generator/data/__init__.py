@@ -7,7 +7,10 @@
 * :mod:`generator.data.clips` -- ``iter_clips`` (streaming training clips) and the ``build`` command
   (``python -m generator.data build --hours H --out DIR``).
 * :mod:`generator.data.codec_clips` -- the pre-rendered clip cache of codec training.
-* :mod:`generator.data.symbolic_tokens` -- ``TokenSet``, ``Crops``: tokenised works for the symbolic model.
+* :mod:`generator.data.token_sets` -- ``build``, ``TokenSet``: works tokenised once into one ``.npz`` (any note
+  family's tokenizer, worker processes, captions and metas); :mod:`generator.data.symbolic_tokens` (``Crops``) and
+  :mod:`generator.data.groove_tokens` (``BarCrops``, ``python -m generator.data groove``) are the two families'.
+* :mod:`generator.data.harmony` -- chord progressions from a functional-harmony grammar per style, for mma.
 
 Licences and attribution of every source: ``generator/data/ATTRIBUTION.md``.
 """
