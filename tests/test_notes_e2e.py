@@ -1,4 +1,4 @@
-"""The daemon with the symbolic generator: continuous audio on out_L/out_R and well-formed MIDI on
+"""The daemon with a note generator (symbolic, groove): continuous audio on out_L/out_R and well-formed MIDI on
 jamgen:midi_out, recorded by separate JACK clients; stop leaves no note sounding."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import soundfile
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -23,8 +24,9 @@ def _record_midi(server, seconds: float) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server.env())
 
 
-def test_symbolic_daemon_plays_audio_and_paired_midi(daemon_factory, jackd, tmp_path):
-    d = daemon_factory("--prompt", "bossa nova with nylon guitar and brushed drums:1", model="symbolic-tiny", env=ENV)
+@pytest.mark.parametrize("model", ["symbolic-tiny", "groove-tiny"])
+def test_note_daemon_plays_audio_and_paired_midi(model, daemon_factory, jackd, tmp_path):
+    d = daemon_factory("--prompt", "bossa nova with nylon guitar and brushed drums:1", model=model, env=ENV)
     d.wait_for_blocks(3, timeout=120)
     wav = tmp_path / "out.wav"
     audio_rec = record(jackd, wav, 5.0)
