@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import generator
+from generator.core import gm
 from generator.core.checkpoint import SHIPPED
 from generator.core.contract import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
 from generator.groove import checkpoint as gckpt
@@ -87,3 +88,25 @@ def test_controls_never_recompile(gen):
         _, state = gen.generate(state, GenerationControls(prompts=(("waltz", 1.0),), guidance=g, temperature=t,
                                                           top_k=k, bpm=bpm), BLOCK)
     assert gen.compile_count() == before
+
+
+@pytest.mark.skipif(MODEL != "groove", reason="the shipped groove checkpoint and its arrangement head")
+def test_shipped_groove_lullaby_has_no_drums_and_swing_jazz_has_them(gen):
+    """The default-model issue's literal check on the groove family: what its arrangement head bans never
+    sounds, and the swing jazz prompt gets its drums and bass."""
+    def channels(prompt, seed):
+        state = gen.init_state(seed)
+        gen.drain_midi()
+        controls = GenerationControls(prompts=((prompt, 1.0),), guidance=1.5, seed=seed)
+        on = set()
+        for _ in range(25):
+            _, state = gen.generate(state, controls, BLOCK)
+            on |= {d[0] & 0x0F for _, d in gen.drain_midi() if d[0] & 0xF0 == 0x90 and d[2] > 0}
+        return on
+
+    assert gen.arrangement is not None
+    for seed in (0, 1):
+        played = channels("gentle solo piano lullaby", seed)
+        assert played and gm.DRUM_CHANNEL not in played
+    jazz = channels("fast swing jazz with brushed drums and walking bass", 0)
+    assert gm.DRUM_CHANNEL in jazz and gm.part_channel(4) in jazz  # drums and bass
