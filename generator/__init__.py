@@ -33,7 +33,7 @@ from generator.core.contract import (  # noqa: F401  (re-exported)
     check_audio,
 )
 
-DEFAULT_MODEL = "symbolic"  # chosen by measurement: see README, "Models"
+DEFAULT_MODEL = "groove"  # chosen by measurement: see docs/models.md, "Why groove is the default"
 
 
 class ModelLoadError(Exception):

@@ -18,9 +18,9 @@ GROOVE_NAMES = ("groove", "groove-tiny")  # the presets of generator.groove.mode
 
 _NATIVE_NOTES = {
     "tiny": "audio-token model (codec + style + Depthformer LM), real time on 2 CPU cores",
-    "symbolic": "jamgen's default: Music Transformer over note events, played by FluidSynth, MIDI out",
+    "symbolic": "Music Transformer over 10 ms note events (the default until groove), FluidSynth, MIDI out",
     "symbolic-tiny": "a very small symbolic model for tests",
-    "groove": "beat-grid, multi-track notes on a tempo clock (bpm control), played by FluidSynth, MIDI out",
+    "groove": "jamgen's default: beat-grid, multi-track notes on a tempo clock (bpm), FluidSynth, MIDI out",
     "groove-tiny": "a very small groove model for tests",
     "test": "a very small model for tests",
     "mrt2_small": "jamgen's own implementation, Magenta RT 2 small shape",
