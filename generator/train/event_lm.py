@@ -195,6 +195,10 @@ def main(argv, family: Family, description: str):
     p.add_argument("--resume", action="store_true")
     p.add_argument("--ship", default=None, help="also copy the final weights to this checkpoint directory")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window", type=int, default=None,
+                   help="override the preset's window (training length and KV cache); weights do not depend on it")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="start a new run from a checkpoint's weights (e.g. to continue at a longer --window)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from tqdm import tqdm
@@ -216,7 +220,13 @@ def main(argv, family: Family, description: str):
         trainer = json.loads(trainer_path.read_text())
     else:
         config = family.presets[args.preset]
+        if args.init_from:
+            config = family.checkpoint.load(args.init_from)[0]
+        if args.window:
+            config = dataclasses.replace(config, window=args.window)
         model = EventTransformer(config, rngs=nnx.Rngs(args.seed))
+        if args.init_from:
+            nnx.update(model, nnx.state(family.checkpoint.load(args.init_from)[1]))
         trainer = {"step": 0, "tokens": 0, "elapsed": 0.0, "seed": args.seed}
     log.info("model %s: %.2fM parameters", config.name, param_count(model) / 1e6)
 
