@@ -57,7 +57,7 @@ The measures (keys of :func:`measure`'s dict; NaN where a clip has too few notes
   raised leading tone of minor-key music is in its scale; 24 distinct seven-note sets).
 - ``key``: ``(tonic pitch class, "major"|"minor")`` by the Krumhansl-Schmuckler key finder: the key
   whose Krumhansl-Kessler (1982) profile correlates best with the melodic note-on pitch-class counts
-  (the same profiles and rule as :func:`generator.train.heads.pitch.key_of`, here without its imports).
+  (:func:`generator.core.gm.key_of`, which imports only numpy).
 - ``families``: the GM families (names of :data:`generator.core.gm.FAMILY_NAMES`, plus ``"drums"``)
   that play a note; :func:`family_match` turns them and a caption's into precision and recall.
 - ``silence_share``: the share of the clip where nothing sounds (a drum hit counts 100 ms, as the
@@ -89,8 +89,6 @@ LONG_NOTE_S = 4.0
 DRUM_SOUND_S = 0.1
 MIN_ONSETS = 8
 # Krumhansl-Kessler probe-tone profiles, C major and C minor (as generator.train.heads.pitch).
-KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 HARMONIC_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 11)
 SCALES = np.array([[(pc - t) % 12 in s for pc in range(12)] for s in (MAJOR_SCALE, HARMONIC_MINOR_SCALE)
@@ -192,21 +190,6 @@ def best_jaccard(bars: list[frozenset]) -> np.ndarray:
 
 
 # ---- pitch -------------------------------------------------------------------------------------------
-def key_of(pc_counts) -> tuple[int, str] | None:
-    """Krumhansl-Schmuckler: the key whose Krumhansl-Kessler profile correlates best with 12 counts
-    (None for a flat profile, which correlates with nothing)."""
-    pc = np.asarray(pc_counts, np.float64)
-    if pc.std() == 0:
-        return None
-    best, key = -2.0, (0, "major")
-    for mode, ref in (("major", KK_MAJOR), ("minor", KK_MINOR)):
-        for tonic in range(12):
-            r = np.corrcoef(pc, np.roll(ref, tonic))[0, 1]
-            if r > best:
-                best, key = r, (tonic, mode)
-    return key
-
-
 def scale_consistency(pc_counts) -> float:
     """The largest share of the counts inside one of the 24 major / harmonic-minor scales."""
     pc = np.asarray(pc_counts, np.float64)
@@ -276,7 +259,7 @@ def measure(notes, seconds: float) -> dict:
         out["polyphony"] = float(np.median(counts[counts > 0])) if (counts > 0).any() else nan
         pc = np.bincount(mel[:, 2].astype(np.int64) % 12, minlength=12).astype(np.float64)
         out["scale_consistency"] = scale_consistency(pc)
-        out["key"] = key_of(pc)
+        out["key"] = gm.key_of(pc)
     else:
         out.update(long_note_share=nan, longest_note_s=nan, median_note_s=nan, polyphony=nan,
                    scale_consistency=nan, key=None)

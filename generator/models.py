@@ -11,7 +11,7 @@ import pathlib
 
 from generator.backends import magenta_assets
 
-NATIVE_CHECKPOINTS = pathlib.Path(__file__).resolve().parent / "checkpoints"  # = core.checkpoint.SHIPPED (no JAX import here)
+NATIVE_CHECKPOINTS = pathlib.Path(__file__).resolve().parent / "checkpoints"  # = core.checkpoint.SHIPPED
 # The presets of generator.symbolic.model (named here so that listing models imports no JAX).
 SYMBOLIC_NAMES = ("symbolic", "symbolic-tiny")
 GROOVE_NAMES = ("groove", "groove-tiny")  # the presets of generator.groove.model

@@ -16,6 +16,7 @@ from generator.core.checkpoint import SHIPPED
 from generator.core.contract import FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
 from generator.groove import checkpoint as gckpt
 from generator.groove import tokens as G
+from tests.note_channels import channels_played
 
 MODEL = "groove" if gckpt.is_checkpoint(SHIPPED / "groove") else "groove-tiny"
 BLOCK = 5  # frames per block, as the daemon's default
@@ -95,14 +96,7 @@ def test_shipped_groove_lullaby_has_no_drums_and_swing_jazz_has_them(gen):
     """The default-model issue's literal check on the groove family: what its arrangement head bans never
     sounds, and the swing jazz prompt gets its drums and bass."""
     def channels(prompt, seed):
-        state = gen.init_state(seed)
-        gen.drain_midi()
-        controls = GenerationControls(prompts=((prompt, 1.0),), guidance=1.5, seed=seed)
-        on = set()
-        for _ in range(25):
-            _, state = gen.generate(state, controls, BLOCK)
-            on |= {d[0] & 0x0F for _, d in gen.drain_midi() if d[0] & 0xF0 == 0x90 and d[2] > 0}
-        return on
+        return channels_played(gen, prompt, seed, blocks=25, guidance=3.0)
 
     assert gen.arrangement is not None
     for seed in (0, 1):

@@ -120,10 +120,14 @@ def test_too_few_notes_say_nothing_rather_than_something():
 
 
 def test_key_finder_agrees_with_the_pitch_judge():
-    """The measure's copy of Krumhansl-Schmuckler names the same keys as the training code's ``key_of``."""
+    """The bench and the pitch head's judge use one Krumhansl-Schmuckler key finder (generator.core.gm)."""
+    from generator.core import gm
     from generator.train.heads.pitch import key_of
 
     rng = np.random.default_rng(0)
     for _ in range(20):
         pc = rng.integers(0, 20, 12).astype(float)
-        assert mm.key_of(pc) == key_of(pc)
+        assert gm.key_of(pc) == key_of(pc)
+    a_minor = np.zeros(12)
+    a_minor[[9, 11, 0, 2, 4, 5, 8]] = [8, 2, 4, 3, 5, 3, 2]
+    assert gm.key_of(a_minor) == (9, "minor") and gm.key_of(np.ones(12)) is None

@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 import generator
+from tests.note_channels import channels_played
 from generator.core.contract import GenerationControls
 from generator.symbolic import tokens as tok
 from generator.symbolic.arrangement import FILE, NEG, Arrangement
@@ -96,14 +97,7 @@ def test_shipped_model_lullaby_has_no_drums_and_jazz_has_them():
     gen = generator.load("symbolic")
 
     def channels(prompt, seed):
-        state = gen.init_state(seed)
-        gen.drain_midi()
-        controls = GenerationControls(prompts=((prompt, 1.0),), guidance=1.25, seed=seed)
-        on = set()
-        for _ in range(12):
-            _, state = gen.generate(state, controls, 5)
-            on |= {d[0] & 0x0F for _, d in gen.drain_midi() if d[0] & 0xF0 == 0x90 and d[2] > 0}
-        return on
+        return channels_played(gen, prompt, seed, blocks=12, guidance=1.25)
 
     lullaby = "gentle solo piano lullaby"
     allowed = {tok.part_channel(p) for p in np.nonzero(gen.arrangement.allowed(gen.embed_style(lullaby)))[0]}

@@ -46,7 +46,8 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # before jax in
 import numpy as np
 
 from generator.backends import magenta_assets as assets
-from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator, normalise_prompts
+from generator.core.contract import (CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator,
+                                     normalise_prompts)
 
 try:
     import magenta_rt  # noqa: F401  (puts the vendored sequence_layers on sys.path)

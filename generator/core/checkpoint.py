@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -166,3 +166,58 @@ def assign(module, tensors: dict[str, np.ndarray], source: str) -> None:
                              f"expected {v.dtype}{list(v.shape)}")
         new.append(jax.numpy.asarray(t))
     nnx.update(module, jax.tree_util.tree_unflatten(treedef, new))
+
+
+# --- one-model checkpoints (the note families) ---------------------------------------------------
+def save_model(directory, fmt: str, version: int, kind: str, config, model, train_info: dict | None = None,
+               half: bool = False) -> None:
+    """Write ``model.safetensors`` and ``config.json`` (format ``fmt``), keeping the prompt heads a directory
+    already has; ``half`` stores float16 (a shipped checkpoint: half the size in git)."""
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    tensors = flatten(model)
+    digest = write_tensors(d / "model.safetensors", halve(tensors) if half else tensors)
+    meta = read_meta(d, fmt, version, kind) if has_format(d, fmt) else {}
+    meta.update({"format": fmt, "version": version, "config": config.to_dict(), "train": train_info or {}})
+    meta.setdefault("files", {})["model.safetensors"] = digest
+    write_meta(d, meta)
+
+
+def load_model(directory, fmt: str, version: int, kind: str, config_cls, model_cls):
+    """-> (config, model with the checkpoint's weights, meta) of a one-model checkpoint."""
+    from flax import nnx
+
+    d = pathlib.Path(directory)
+    meta = read_meta(d, fmt, version, kind)
+    config = config_cls.from_dict(meta["config"])
+    path = d / "model.safetensors"
+    tensors = read_tensors(path, meta.get("files", {}).get(path.name))
+    model = nnx.eval_shape(lambda: model_cls(config, rngs=nnx.Rngs(0)))
+    assign(model, to_float32(tensors), str(path))
+    return config, model, meta
+
+
+class ModelFormat:
+    """A family's one-model checkpoint format: its tag, version and (lazily) its config and model classes.
+
+    ``classes`` returns ``(config class, model class)`` when first needed, so checking a directory's format
+    imports no JAX.
+    """
+
+    def __init__(self, fmt: str, version: int, kind: str, classes: Callable[[], tuple[Any, Any]]):
+        self.fmt, self.version, self.kind, self._classes = fmt, version, kind, classes
+
+    def save(self, directory, config, model, train_info: dict | None = None, half: bool = False) -> None:
+        """Write the weights and ``config.json``, keeping the prompt heads the directory already has."""
+        save_model(directory, self.fmt, self.version, self.kind, config, model, train_info, half)
+
+    def is_checkpoint(self, directory) -> bool:
+        return has_format(directory, self.fmt)
+
+    def read_meta(self, directory) -> dict[str, Any]:
+        return read_meta(directory, self.fmt, self.version, self.kind)
+
+    def load(self, directory):
+        """-> (config, model with the checkpoint's weights, meta)."""
+        return load_model(directory, self.fmt, self.version, self.kind, *self._classes())
+

@@ -6,6 +6,8 @@ program numbers, kit numbers and the words used for them live in one place.
 
 from __future__ import annotations
 
+import numpy as np
+
 # The 128 General MIDI level-1 melodic programs, as short lower-case caption words.
 PROGRAM_NAMES: tuple[str, ...] = (
     # 0-7 piano
@@ -126,3 +128,24 @@ def chord_root(pc: int, key_tonic_pc: int, mode: str) -> str:
     use_flats = "flat" in name or (mode == "major" and key_tonic_pc % 12 == 5) or (
         mode == "minor" and key_tonic_pc % 12 in (0, 2, 5, 7))
     return (_FLAT_ROOTS if use_flats else _SHARP_ROOTS)[pc % 12]
+
+
+# Krumhansl-Kessler key profiles (probe-tone ratings), C major and C minor.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def key_of(profile) -> tuple[int, str] | None:
+    """Krumhansl-Schmuckler: the (tonic pitch class, mode) whose Krumhansl-Kessler profile correlates best
+    with a 12-bin pitch-class distribution; None for a flat one, which correlates with nothing."""
+    pc = np.asarray(profile, np.float64)
+    if pc.std() == 0:
+        return None
+    best, key = -2.0, (0, "major")
+    for mode, ref in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+        for tonic in range(12):
+            r = np.corrcoef(pc, np.roll(ref, tonic))[0, 1]
+            if r > best:
+                best, key = r, (tonic, mode)
+    return key
+

@@ -25,10 +25,8 @@ block, still on the grid), so a block's cost is bounded and the model never sees
 from __future__ import annotations
 
 import dataclasses
-import functools
 import heapq
 import logging
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -36,11 +34,8 @@ import numpy as np
 from flax import nnx
 
 from generator.core import gm
-from generator.core.checkpoint import SHIPPED as CHECKPOINTS
-from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
-from generator.core.prompts import PromptBank
-from generator.core.runtime import enable_compile_cache
-from generator.core.synth import NoteSynth
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.note_generator import NoteGenerator, resolve
 from generator.groove import checkpoint as ckpt
 from generator.groove import tokens as G
 from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, init_sampler, sample_chunk
@@ -48,7 +43,6 @@ from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, ini
 log = logging.getLogger(__name__)
 DEFAULT_BPM = 110.0
 MIN_BPM, MAX_BPM = 20.0, 300.0
-_warned: set[str] = set()
 
 
 class TickClock:
@@ -94,8 +88,7 @@ class GrooveState:
     forced: int = 0  # times the guard re-anchored the clock
 
 
-class GrooveSystem(Generator):
-    makes_notes = True  # drain_midi() returns each block's notes
+class GrooveSystem(NoteGenerator):
     # Guidance: the registry's 3.0 (measured, bench/render_check.py and bench/quality_lm.py: at 1.5 a lullaby is
     # played too loud and busy for the style judge to tell it from swing jazz; at 3.0 both directions pass).
     control_defaults: dict = {}
@@ -118,9 +111,7 @@ class GrooveSystem(Generator):
         self.max_tokens_per_s = float(max_tokens_per_s)
         self._graph, self._params = nnx.split(self.model)
         self._sample = jax.jit(self._sample_fn, donate_argnums=(1,))
-        self.synth = NoteSynth(soundfont, gain)
-        self.bank = PromptBank(self._embed_texts)
-        self._carry: list[tuple[int, bytes]] = []  # note-offs of init_state, not drained yet
+        super().__init__(soundfont, gain)
         self._live: GrooveState | None = None
         self.last_block: dict = {}
 
@@ -160,32 +151,6 @@ class GrooveSystem(Generator):
             out.append(np.asarray(toks))
         return np.concatenate(out)
 
-    # ---- style ---------------------------------------------------------------------------
-    @functools.cached_property
-    def text_encoder(self):
-        from generator.core.text_encoder import TextEncoder
-
-        return TextEncoder()
-
-    def _embed_texts(self, texts):
-        return self.text_encoder(list(texts))
-
-    def embed_style(self, text: str) -> np.ndarray:
-        """The 384-d MiniLM vector of a prompt (cached); the model learns its own projection."""
-        return self.bank.vector(text)
-
-    @functools.cached_property
-    def chooser(self):
-        from generator.core.instruments import InstrumentChooser
-
-        return InstrumentChooser(self._embed_texts, self.synth.kits)
-
-    def _programs(self, vec) -> dict[int, int]:
-        programs, kit = self.chooser.choose(vec)
-        out = {gm.part_channel(p): prog for p, prog in programs.items()}
-        out[gm.DRUM_CHANNEL] = kit
-        return out
-
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
         """The block's tempo: ``controls.bpm`` when set, else the prompt's (the checkpoint's tempo head, bounded
         to 50-220 BPM), else :data:`DEFAULT_BPM`."""
@@ -198,10 +163,7 @@ class GrooveSystem(Generator):
     # ---- the contract --------------------------------------------------------------------
     def init_state(self, seed: int = 0) -> GrooveState:
         """Fresh context; ends every sounding note of the previous stream (synth and MIDI out)."""
-        old = self._live
-        offs = [(0, bytes([0x80 | ch, pitch, 0])) for ch, pitch in old.active] if old is not None else []
-        self.synth.silence()
-        self.synth.outbox, self._carry = [], offs  # drained next, at offset 0
+        self._end_stream(list(self._live.active) if self._live is not None else [])
         self._live = GrooveState(model=init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF)))
         return self._live
 
@@ -209,7 +171,7 @@ class GrooveSystem(Generator):
         """Continue by ``frames`` frames -> (audio float32 [frames*1920, 2], state)."""
         n = int(frames) * FRAME_SAMPLES
         start, end = state.position, state.position + n
-        self.synth.outbox, self._carry = self._carry, []  # undrained MIDI of older blocks is dropped
+        self._start_block()
         vec = self.bank.blend(controls.prompts)
         for ch, prog in self._programs(vec).items():  # programs chosen by the style, at the block start
             if state.programs.get(ch) != prog:
@@ -235,14 +197,6 @@ class GrooveSystem(Generator):
                            "bpm": state.clock.bpm, "tick": end_tick}
         np.clip(audio, -1.0, 1.0, out=audio)
         return audio, state
-
-    def drain_midi(self) -> list[tuple[int, bytes]]:
-        """The raw MIDI of the block the last ``generate`` returned, as ``(sample offset, bytes)`` in time
-        order: note-on/off, program change, and pan/reverb/chorus (CC10/91/93, once per channel after a
-        reset); channel 9 = drums. ``init_state``'s note-offs come at offset 0 of the next drain."""
-        out = self.synth.drain() + self._carry
-        self._carry = []
-        return out
 
     # ---- scheduling ----------------------------------------------------------------------
     def _notes_until(self, state: GrooveState, controls: GenerationControls, vec, target_tick: float,
@@ -287,40 +241,13 @@ class GrooveSystem(Generator):
             del state.active[key]
             self.synth.note(offset, False, ch, pitch)
 
-    # ---- warm-up -------------------------------------------------------------------------
-    def warmup(self, frames: int = 5, prompt: str = "warm up"):
-        """Load the text tower and the instrument table, compile the sampler: no later call compiles.
-        Leaves the synth silent."""
-        self.embed_style(prompt)
-        for n in self.text_encoder.BUCKETS[1:]:
-            self._embed_texts([" ".join(["music"] * (n - 4))])
-        self.chooser  # noqa: B018 - builds the program/kit table
-        state = self.init_state(0)
-        audio, _ = self.generate(state, GenerationControls(prompts=((prompt, 1.0),)), frames)
-        assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
-        self.init_state(0)
-        self.drain_midi()
-
-    def describe(self) -> str:
-        return f"{self.config.name} ({self.synth.soundfont})"
 
 
 def load(spec: str, soundfont: str | None = None) -> GrooveSystem:
-    """``groove`` / ``groove-tiny`` (weights from ``generator/checkpoints/<name>/`` when present, else a
-    seeded random init with a warning) or a groove checkpoint directory."""
-    enable_compile_cache()
-    if spec in PRESETS:
-        directory = CHECKPOINTS / spec
-        if ckpt.is_checkpoint(directory):
-            return _from_checkpoint(directory, soundfont)
-        if spec not in _warned:
-            _warned.add(spec)
-            log.warning("no trained weights for model %r (looked in %s): using a seeded random init", spec, directory)
-        return GrooveSystem(PRESETS[spec], soundfont=soundfont)
-    path = pathlib.Path(spec).expanduser()
-    if path.is_dir():
-        return _from_checkpoint(path, soundfont)
-    raise ValueError(f"unknown groove model {spec!r}: use {', '.join(PRESETS)} or a groove checkpoint directory")
+    """``groove`` / ``groove-tiny`` or a groove checkpoint directory (see
+    :func:`generator.core.note_generator.resolve`)."""
+    return resolve(spec, "groove", PRESETS, ckpt.is_checkpoint, lambda d: _from_checkpoint(d, soundfont),
+                   lambda config: GrooveSystem(config, soundfont=soundfont))
 
 
 def _from_checkpoint(directory, soundfont: str | None) -> GrooveSystem:

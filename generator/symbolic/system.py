@@ -37,21 +37,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import heapq
 import logging
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator.core.checkpoint import SHIPPED as CHECKPOINTS
-from generator.core.runtime import enable_compile_cache
-from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
-from generator.core.prompts import PromptBank
-from generator.core.synth import PART_PAN, PART_SENDS, NoteSynth  # noqa: F401  (PART_* re-exported)
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.checkpoint import SHIPPED as CHECKPOINTS  # noqa: F401  (re-exported)
+from generator.core.note_generator import NoteGenerator, resolve
+from generator.core.synth import PART_PAN, PART_SENDS  # noqa: F401  (re-exported)
 from generator.symbolic import checkpoint as ckpt
 from generator.symbolic import tokens as tok
 from generator.symbolic.model import PRESETS, MusicTransformer, SymbolicConfig, init_sampler, sample_chunk
@@ -60,7 +57,6 @@ from generator.symbolic.tempo import TimeMap
 
 log = logging.getLogger(__name__)
 STEP_SAMPLES = int(round(tok.STEP_SECONDS * SAMPLE_RATE))  # 480
-_warned: set[str] = set()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +86,7 @@ class SymbolicState:
     timemap: TimeMap = dataclasses.field(default_factory=lambda: TimeMap(STEP_SAMPLES))  # decoder step -> sample
 
 
-class SymbolicSystem(Generator):
-    makes_notes = True  # drain_midi() returns each block's notes
+class SymbolicSystem(NoteGenerator):
     # Measured (python -m generator.train.symbolic_eval): guidance 1-1.5 keeps the prompted rhythm closest
     # to held-out music of the style; at 3.0 this small model degenerates into dense note runs.
     control_defaults = {"guidance": 1.25}
@@ -116,10 +111,7 @@ class SymbolicSystem(Generator):
         self.max_tokens_per_s = max_tokens_per_s
         self._graph, self._params = nnx.split(self.model)
         self._sample = jax.jit(self._sample_fn, donate_argnums=(1,))
-        self.synth = NoteSynth(soundfont, gain)
-        self.soundfont = self.synth.soundfont
-        self.bank = PromptBank(self._embed_texts)
-        self._carry: list[tuple[int, bytes]] = []  # note-offs of init_state, not drained yet
+        super().__init__(soundfont, gain)
         self._live: SymbolicState | None = None
         self._heads_key: tuple | None = None  # the prompt (and heads) that _heads_value was made for
         self._heads_value: PromptHeads | None = None
@@ -165,46 +157,10 @@ class SymbolicSystem(Generator):
         """Playback speed for a prompt list: the tempo head's scale (1 without a head or a prompt)."""
         return self._heads(self.bank.blend(prompts)).speed
 
-    # ---- style ---------------------------------------------------------------------------
-    @functools.cached_property
-    def text_encoder(self):
-        from generator.core.text_encoder import TextEncoder
-
-        return TextEncoder()
-
-    def _embed_texts(self, texts):
-        return self.text_encoder(list(texts))
-
-    def embed_style(self, text: str) -> np.ndarray:
-        """The 384-d MiniLM vector of a prompt (cached); the model learns its own projection."""
-        return self.bank.vector(text)
-
-    @functools.cached_property
-    def chooser(self):
-        from generator.core.instruments import InstrumentChooser
-
-        return InstrumentChooser(self._embed_texts, self.synth.kits)
-
-    def programs_for(self, prompts) -> dict[int, int]:
-        """{MIDI channel: program} for a prompt list (drum channel: kit program)."""
-        return self._programs(self.bank.blend(prompts))
-
-    def _programs(self, vec) -> dict[int, int]:
-        programs, kit = self.chooser.choose(vec)
-        out = {tok.part_channel(p): prog for p, prog in programs.items()}
-        out[tok.DRUM_CHANNEL] = kit
-        return out
-
     # ---- interface -----------------------------------------------------------------------
     def init_state(self, seed: int = 0) -> SymbolicState:
         """Fresh context; ends every sounding note of the previous stream (synth and MIDI out)."""
-        old = self._live
-        offs = []
-        if old is not None:
-            for ch, pitch in list(old.active):
-                offs.append((0, bytes([0x80 | ch, pitch, 0])))
-        self.synth.silence()
-        self.synth.outbox, self._carry = [], offs  # drained next, at offset 0
+        self._end_stream(list(self._live.active) if self._live is not None else [])
         model_state = init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF))
         self._live = SymbolicState(model=model_state, decoder=tok.Decoder())
         return self._live
@@ -213,7 +169,7 @@ class SymbolicSystem(Generator):
         """Continue by ``frames`` frames -> (audio float32 [frames*1920, 2], state)."""
         n = int(frames) * FRAME_SAMPLES
         start, end = state.position, state.position + n
-        self.synth.outbox, self._carry = self._carry, []  # undrained MIDI of older blocks is dropped
+        self._start_block()
         # 1. programs chosen by the style (sent at the block start when they change)
         vec = self.bank.blend(controls.prompts)
         for ch, prog in self._programs(vec).items():
@@ -262,18 +218,6 @@ class SymbolicSystem(Generator):
         np.clip(audio, -1.0, 1.0, out=audio)
         return audio, state
 
-    def drain_midi(self) -> list[tuple[int, bytes]]:
-        """The raw MIDI messages of the block the last ``generate`` call returned, as
-        ``(sample offset within that block, message bytes)`` in time order. The note-offs that
-        ``init_state`` issues for notes still sounding come at offset 0, from the first drain
-        after it (before or after the next ``generate``).
-        Messages: note-on/off (0x90/0x80), program change (0xC0), and pan, reverb and chorus sends
-        (0xB0: CC10, CC91, CC93; once per channel after each reset) on channels 0-15, channel 9 =
-        drums. Call after every ``generate``; undrained messages are dropped by the next one."""
-        out = self.synth.drain() + self._carry
-        self._carry = []
-        return out
-
     # ---- scheduling ----------------------------------------------------------------------
     def _push(self, state, sample, status, ch, a, b, serial=0):
         state.serial += 1
@@ -321,40 +265,13 @@ class SymbolicSystem(Generator):
     def _render(self, audio: np.ndarray, offset: int, count: int):
         self.synth.render(audio, offset, count)
 
-    # ---- warm-up and measures ------------------------------------------------------------
-    def warmup(self, frames: int = 5, prompt: str = "warm up"):
-        """Load the text tower and the instrument table, compile the sampler: no later call
-        compiles. Leaves the synth silent."""
-        self.embed_style(prompt)
-        for n in self.text_encoder.BUCKETS[1:]:
-            self._embed_texts([" ".join(["music"] * (n - 4))])
-        self.chooser  # noqa: B018 - builds the program/kit table
-        state = self.init_state(0)
-        audio, _ = self.generate(state, GenerationControls(prompts=((prompt, 1.0),)), frames)
-        assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
-        self.init_state(0)
-        self.drain_midi()
-
-    def describe(self) -> str:
-        return f"{self.config.name} ({self.soundfont})"
 
 
 def load(spec: str, soundfont: str | None = None) -> SymbolicSystem:
-    """``symbolic`` / ``symbolic-tiny`` (weights from ``generator/checkpoints/<name>/`` when
-    present, else a seeded random init with a warning) or a symbolic checkpoint directory."""
-    enable_compile_cache()
-    if spec in PRESETS:
-        directory = CHECKPOINTS / spec
-        if ckpt.is_checkpoint(directory):
-            return _from_checkpoint(directory, soundfont)
-        if spec not in _warned:
-            _warned.add(spec)
-            log.warning("no trained weights for model %r (looked in %s): using a seeded random init", spec, directory)
-        return SymbolicSystem(PRESETS[spec], soundfont=soundfont)
-    path = pathlib.Path(spec).expanduser()
-    if path.is_dir():
-        return _from_checkpoint(path, soundfont)
-    raise ValueError(f"unknown symbolic model {spec!r}: use {', '.join(PRESETS)} or a checkpoint directory")
+    """``symbolic`` / ``symbolic-tiny`` or a symbolic checkpoint directory (see
+    :func:`generator.core.note_generator.resolve`)."""
+    return resolve(spec, "symbolic", PRESETS, ckpt.is_checkpoint, lambda d: _from_checkpoint(d, soundfont),
+                   lambda config: SymbolicSystem(config, soundfont=soundfont))
 
 
 def _from_checkpoint(directory, soundfont: str | None) -> SymbolicSystem:

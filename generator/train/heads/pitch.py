@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from generator.core import gm
+
 from generator.symbolic import pitch as head_module
 from generator.symbolic import tokens as tok
 from generator.symbolic.pitch import PitchHead
@@ -22,9 +24,7 @@ _SPELLINGS = {"C": 0, "C sharp": 1, "D flat": 1, "D": 2, "D sharp": 3, "E flat":
               "F sharp": 6, "G flat": 6, "G": 7, "G sharp": 8, "A flat": 8, "A": 9, "A sharp": 10, "B flat": 10,
               "B": 11, "C flat": 11}
 KEY_IN_TEXT = re.compile(r"\b([A-G](?: flat| sharp)?) (major|minor)\b")
-# Krumhansl-Kessler key profiles (probe-tone ratings), C major and C minor.
-MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MAJOR, MINOR = gm.KK_MAJOR, gm.KK_MINOR  # Krumhansl-Kessler key profiles (re-exported)
 
 
 def parse_key(text: str) -> tuple[int, str] | None:
@@ -34,15 +34,9 @@ def parse_key(text: str) -> tuple[int, str] | None:
 
 
 def key_of(profile) -> tuple[int, str]:
-    """The key whose Krumhansl-Kessler profile correlates best with a 12-bin pitch-class distribution."""
-    profile = np.asarray(profile, np.float64)
-    best, key = -2.0, (0, "major")
-    for mode, ref in (("major", MAJOR), ("minor", MINOR)):
-        for tonic in range(12):
-            r = np.corrcoef(profile, np.roll(ref, tonic))[0, 1]
-            if r > best:
-                best, key = r, (tonic, mode)
-    return key
+    """The key whose Krumhansl-Kessler profile correlates best with a 12-bin pitch-class distribution
+    (:func:`generator.core.gm.key_of`; C major for a flat one)."""
+    return gm.key_of(profile) or (0, "major")
 
 
 def pitch_classes(seq) -> np.ndarray:
