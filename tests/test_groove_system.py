@@ -30,7 +30,7 @@ def gen():
 
 
 def _render(gen, seconds, bpm_at, prompt="funk band with drums, bass and electric piano", seed=0):
-    """Render ``seconds``; ``bpm_at(block) -> bpm``. Returns (midi [(sample, bytes)], change sample, blocks)."""
+    """Render ``seconds``; ``bpm_at(block) -> bpm``. Returns (midi [(sample, bytes)], the final state)."""
     state = gen.init_state(seed)
     gen.drain_midi()
     midi, blocks = [], int(seconds * 25 / BLOCK)

@@ -142,14 +142,15 @@ class GrooveSystem(NoteGenerator):
     def sample_tokens(self, state: GrooveState, controls: GenerationControls, n_chunks: int = 1) -> np.ndarray:
         """Sample ``n_chunks * chunk`` tokens into ``state`` without decoding (for tests and evaluation)."""
         vec = self.bank.blend(controls.prompts)
+        return np.concatenate([self._sample_chunk(state, controls, vec) for _ in range(n_chunks)])
+
+    def _sample_chunk(self, state: GrooveState, controls: GenerationControls, vec) -> np.ndarray:
+        """One chunk of tokens into ``state.model`` (the controls and the prompt are traced arguments)."""
         style, has = self._style(vec)
-        out = []
-        for _ in range(n_chunks):
-            toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
-                                             jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                             self.part_bias(vec))
-            out.append(np.asarray(toks))
-        return np.concatenate(out)
+        toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
+                                         jnp.float32(controls.temperature), jnp.int32(controls.top_k),
+                                         self.part_bias(vec))
+        return np.asarray(toks)
 
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
         """The block's tempo: ``controls.bpm`` when set, else the prompt's (the checkpoint's tempo head, bounded
@@ -202,7 +203,6 @@ class GrooveSystem(NoteGenerator):
     def _notes_until(self, state: GrooveState, controls: GenerationControls, vec, target_tick: float,
                      n: int) -> int:
         """Sample and schedule notes until the decoder's position is past ``target_tick``; returns tokens used."""
-        style, has = self._style(vec)
         budget = max(self.chunk, int(self.max_tokens_per_s * n / SAMPLE_RATE))
         used = 0
         dec = state.decoder
@@ -211,10 +211,7 @@ class GrooveSystem(NoteGenerator):
                 state.clock.tick0 += np.floor(dec.tick - target_tick) - 1.0
                 state.forced += 1
                 break
-            toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
-                                             jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                             self.part_bias(vec))
-            for t in np.asarray(toks):
+            for t in self._sample_chunk(state, controls, vec):
                 note = dec.feed(int(t))
                 if note is not None:
                     self._schedule(state, note)

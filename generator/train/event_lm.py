@@ -219,14 +219,14 @@ def main(argv, family: Family, description: str):
         config, model, _ = family.checkpoint.load(out)
         trainer = json.loads(trainer_path.read_text())
     else:
-        config = family.presets[args.preset]
+        config, start = family.presets[args.preset], None
         if args.init_from:
-            config = family.checkpoint.load(args.init_from)[0]
+            config, start, _ = family.checkpoint.load(args.init_from)
         if args.window:
             config = dataclasses.replace(config, window=args.window)
         model = EventTransformer(config, rngs=nnx.Rngs(args.seed))
-        if args.init_from:
-            nnx.update(model, nnx.state(family.checkpoint.load(args.init_from)[1]))
+        if start is not None:
+            nnx.update(model, nnx.state(start))
         trainer = {"step": 0, "tokens": 0, "elapsed": 0.0, "seed": args.seed}
     log.info("model %s: %.2fM parameters", config.name, param_count(model) / 1e6)
 
