@@ -103,6 +103,9 @@ def _is_groove_dir(spec: str) -> bool:
 
 def load(spec: str = DEFAULT_MODEL) -> Generator:
     """Build the generator named by ``spec`` (see module docstring)."""
+    from generator.core.runtime import single_thread_cpu
+
+    single_thread_cpu()  # before the first JAX computation starts the CPU backend
     if spec.startswith("python:"):
         return _load_python(spec)
     if spec.startswith("magenta:"):

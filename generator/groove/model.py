@@ -67,34 +67,54 @@ def grammar_advance(gram, token):
 
 
 def init_sampler(model: EventTransformer, seed_key):
-    """A fresh sampler state: batch-2 cache (CFG), BOS as the last token, the grammar at its start."""
-    return {"cache": model.init_cache(2), "token": jnp.int32(G.BOS), "key": seed_key, "gram": grammar_init()}
+    """A fresh sampler state: batch-2 cache (CFG), BOS as the last token, the grammar at its start, no
+    position floor (see :func:`sample_chunk`)."""
+    return {"cache": model.init_cache(2), "token": jnp.int32(G.BOS), "key": seed_key, "gram": grammar_init(),
+            "floor": jnp.int32(-1)}
+
+
+def floor_allowed(gram, floor):
+    """Boolean mask [V]: while the stream's position in the bar is below ``floor`` (a re-sampled stretch must
+    not put notes where the audio was already played), no more notes at that position (PART, PITCH) and no
+    position below the floor; BAR and later positions stay open, so the mask never empties."""
+    past = floor > gram[2]
+    blocked = (_KIND == G.K_PART) | (_KIND == G.K_PITCH) | ((_KIND == G.K_POS) & (_VALUE < floor))
+    return ~(past & blocked)
 
 
 def sample_chunk(model: EventTransformer, state, style, has_style, guidance, temperature, top_k, length: int,
-                 part_bias=None):
+                 part_bias=None, forced=None, n_forced=0):
     """Sample ``length`` grammatical tokens with CFG; everything but ``length`` is traced.
 
     Args:
-      state: see :func:`init_sampler`.
+      state: see :func:`init_sampler`. ``state["floor"]`` is the first position of the current bar a newly
+        sampled token may still use (-1: none); a sampled BAR lifts it.
       style: [384] float32 prompt vector; has_style: bool (False = both rows unconditional).
       guidance, temperature, top_k: the live controls (traced: changing them never recompiles).
       part_bias: optional [V] float32 added to both rows' logits (e.g. an arrangement's PART bias).
+      forced: optional [length] int32; the first ``n_forced`` steps feed these tokens instead of sampling
+        (replaying a stretch already heard after a rewind, :mod:`generator.groove.timeline`).
 
     Returns:
       (tokens [length] int32, new state).
     """
     cond = model.condition(jnp.stack([style, style]), jnp.stack([has_style, jnp.bool_(False)]))
+    if forced is None:
+        forced = jnp.zeros((length,), jnp.int32)
 
-    def body(s, _):
+    def body(s, xs):
+        i, forced_token = xs
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
         if part_bias is not None:
             logits = logits + part_bias
         logp = jax.nn.log_softmax(logits, axis=-1)
-        mixed = guided_logits(logp, grammar_allowed(s["gram"]), guidance)
+        allowed = grammar_allowed(s["gram"]) & floor_allowed(s["gram"], s["floor"])
+        mixed = guided_logits(logp, allowed, guidance)
         key, sub = jax.random.split(s["key"])
-        t = sampling.sample(sub, mixed, temperature, top_k)
-        return {"cache": cache, "token": t, "key": key, "gram": grammar_advance(s["gram"], t)}, t
+        free = i >= n_forced
+        t = jnp.where(free, sampling.sample(sub, mixed, temperature, top_k), forced_token).astype(jnp.int32)
+        floor = jnp.where(free & (_KIND[t] == G.K_BAR), -1, s["floor"])
+        return {"cache": cache, "token": t, "key": key, "gram": grammar_advance(s["gram"], t), "floor": floor}, t
 
-    state, toks = jax.lax.scan(body, state, None, length=length)
+    state, toks = jax.lax.scan(body, state, (jnp.arange(length), forced))
     return toks, state

@@ -8,8 +8,12 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    first sample, so the tick position is continuous and every later tick lands at the new tempo, exactly.
 2. **Notes.** Tokens are sampled in fixed chunks (one jitted ``lax.scan``; guidance, temperature, top-k
    and the prompt vector are traced) and decoded into notes until the decoder's position is past the
-   block's end (plus a lookahead). A note carries its duration, so its note-off is scheduled with it: a
-   note cannot outlive its duration token.
+   block's end (plus a tick), then up to one more chunk per block while less than ``lookahead_s`` of
+   music is sampled ahead (so a dense downbeat was usually sampled during quiet blocks). A note carries
+   its duration, so its note-off is scheduled with it: a note cannot outlive its duration token.
+   **A control change** (prompt, guidance, temperature, top-k) takes back every note that has not started
+   yet and samples again from the first grid tick not yet rendered (:mod:`generator.groove.timeline`), so
+   the change is heard at the next block whatever the lookahead; notes already sounding end as scheduled.
 3. **Sound.** Pending note-ons and note-offs are kept in *ticks* and turned into sample offsets only when
    their block is rendered, so a tempo change re-times every note not yet played, including the ends of
    notes already sounding. FluidSynth renders between events at their exact offsets
@@ -17,9 +21,10 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
 
 Note hygiene: a note-on of a sounding (channel, pitch) ends it first; a note-off belongs to one note (a
 serial), so an older note's end never cuts a newer one; ``init_state`` ends every sounding note (also on
-MIDI out). Guard: one block samples at most ``max_tokens_per_s`` tokens per second of audio; past that the
-clock is delayed by whole ticks until the block ends where the stream has got to (a rest instead of a late
-block, still on the grid), so a block's cost is bounded and the model never sees a token it did not choose.
+MIDI out). Guard: sampling draws on a budget that refills at ``max_tokens_per_s`` tokens per second of audio
+(holding at most one second's worth); when a block's notes need more, the clock is delayed by whole ticks until
+the block ends where the stream has got to (a rest instead of a late block, still on the grid), so a block's
+cost is bounded and the model never sees a token it did not choose.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ import numpy as np
 from flax import nnx
 
 from generator.core import gm
-from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Latency
 from generator.core.note_generator import NoteGenerator, resolve
 from generator.groove import checkpoint as ckpt
 from generator.groove import tokens as G
 from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, init_sampler, sample_chunk
+from generator.groove.timeline import Timeline
 
 log = logging.getLogger(__name__)
 DEFAULT_BPM = 110.0
@@ -80,24 +86,35 @@ class GrooveState:
     decoder: G.Decoder = dataclasses.field(default_factory=G.Decoder)
     clock: TickClock = dataclasses.field(default_factory=TickClock)
     position: int = 0  # samples rendered since init_state
-    pending: list = dataclasses.field(default_factory=list)  # heap (tick, seq, on, channel, pitch, velocity, serial)
+    # heap (tick, seq, on, channel, pitch, velocity, serial); a note's serial is the global index of the token
+    # that completed it, so a rewind drops exactly the notes of the tokens it takes back
+    pending: list = dataclasses.field(default_factory=list)
     active: dict = dataclasses.field(default_factory=dict)  # (channel, pitch) -> serial of the sounding note
     programs: dict = dataclasses.field(default_factory=dict)  # channel -> program sent
     seq: int = 0
-    tokens: int = 0  # tokens sampled since init_state
+    tokens: int = 0  # tokens sampled since init_state (rewound ones included)
     forced: int = 0  # times the guard re-anchored the clock
+    timeline: Timeline = dataclasses.field(default_factory=Timeline)
+    replay: list = dataclasses.field(default_factory=list)  # tokens the next chunk feeds instead of sampling
+    key: tuple | None = None  # the controls the sampled-ahead tokens were sampled with
+    credit: float = -1.0  # the guard's token budget (-1: full)
+    rewinds: int = 0  # control changes that re-sampled notes not yet heard
+    dropped: int = 0  # notes taken back by those rewinds
 
 
 class GrooveSystem(NoteGenerator):
     # Guidance: the registry's 3.0 (measured, bench/render_check.py and bench/quality_lm.py: at 1.5 a lullaby is
     # played too loud and busy for the style judge to tell it from swing jazz; at 3.0 both directions pass).
     control_defaults: dict = {}
-    # Block compute varies with note density: keep audio ahead (the daemon uses this unless --prebuffer).
-    prebuffer_seconds = 0.6
+    # low: 40 ms blocks, 80 ms ahead. Notes are sampled up to lookahead_s ahead and a change re-samples the
+    # ones not yet heard, so the block and the pre-buffer are all a listener waits for (with a 1024-frame JACK
+    # period: 80-140 ms); a block's compute on 2 cores is p99 11 ms steady, 29 ms when every block re-samples
+    # (measured with the shipped model, docs/benchmarks.md "Latency"). safe: 80 ms blocks, 250 ms ahead.
+    latency = {"low": Latency(1, 0.08), "safe": Latency(2, 0.25)}
 
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
-                 meta: dict | None = None, tempo=None, arrangement=None):
+                 meta: dict | None = None, tempo=None, arrangement=None, lookahead_s: float = 0.5):
         self.config = config
         self.meta = meta or {}
         self.tempo = tempo  # generator.core.heads.TempoHead (the prompt's tempo) or None
@@ -108,17 +125,19 @@ class GrooveSystem(NoteGenerator):
             lambda: GrooveTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
         self.lookahead_ticks = float(lookahead_ticks)
+        self.lookahead_s = float(lookahead_s)
         self.max_tokens_per_s = float(max_tokens_per_s)
         self._graph, self._params = nnx.split(self.model)
-        self._sample = jax.jit(self._sample_fn, donate_argnums=(1,))
+        # No donation: a rewind restarts from an older sampler state, so every state must stay valid.
+        self._sample = jax.jit(self._sample_fn)
         super().__init__(soundfont, gain)
         self._live: GrooveState | None = None
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
-    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias):
+    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias, forced, n_forced):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
-                            temperature, top_k, self.chunk, part_bias)
+                            temperature, top_k, self.chunk, part_bias, forced, n_forced)
 
     def part_bias(self, vec) -> jnp.ndarray:
         """[V] bias on the PART tokens from the arrangement head (zeros without a head or a prompt); made once
@@ -144,12 +163,15 @@ class GrooveSystem(NoteGenerator):
         vec = self.bank.blend(controls.prompts)
         return np.concatenate([self._sample_chunk(state, controls, vec) for _ in range(n_chunks)])
 
-    def _sample_chunk(self, state: GrooveState, controls: GenerationControls, vec) -> np.ndarray:
-        """One chunk of tokens into ``state.model`` (the controls and the prompt are traced arguments)."""
+    def _sample_chunk(self, state: GrooveState, controls: GenerationControls, vec, replay=()) -> np.ndarray:
+        """One chunk of tokens into ``state.model`` (the controls and the prompt are traced arguments); the
+        first ``len(replay)`` are ``replay``, fed instead of sampled."""
         style, has = self._style(vec)
+        forced = np.zeros(self.chunk, np.int32)
+        forced[:len(replay)] = replay
         toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
                                          jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                         self.part_bias(vec))
+                                         self.part_bias(vec), jnp.asarray(forced), jnp.int32(len(replay)))
         return np.asarray(toks)
 
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
@@ -182,7 +204,13 @@ class GrooveSystem(NoteGenerator):
                 state.programs[ch] = prog
                 self.synth.program(0, ch, prog)
         state.clock.set_bpm(self.tempo_for(controls, vec), start)
-        used = self._notes_until(state, controls, vec, state.clock.tick_at(end) + self.lookahead_ticks, n)
+        key = (controls.prompts, controls.guidance, controls.temperature, controls.top_k)
+        rewound = state.key is not None and key != state.key and self._rewind(state, state.clock.tick_at(start))
+        state.key = key
+        self._refill(state, n)
+        used = self._notes_until(state, controls, vec, state.clock.tick_at(end) + self.lookahead_ticks)
+        if not rewound:  # a block that re-sampled has done its share; the lookahead refills in the next ones
+            used += self._prefetch(state, controls, vec, end)
         audio = np.zeros((n, CHANNELS), np.float32)
         end_tick = state.clock.tick_at(end)
         pos = start
@@ -194,35 +222,75 @@ class GrooveSystem(NoteGenerator):
             self._apply(state, t - start, on, ch, pitch, vel, serial)
         self.synth.render(audio, pos - start, end - pos)
         state.position = end
+        state.timeline.prune(end_tick)
         self.last_block = {"tokens": used, "pending": len(state.pending), "active": len(state.active),
-                           "bpm": state.clock.bpm, "tick": end_tick}
+                           "bpm": state.clock.bpm, "tick": end_tick, "ahead": state.decoder.tick - end_tick,
+                           "rewinds": state.rewinds}
         np.clip(audio, -1.0, 1.0, out=audio)
         return audio, state
 
     # ---- scheduling ----------------------------------------------------------------------
-    def _notes_until(self, state: GrooveState, controls: GenerationControls, vec, target_tick: float,
-                     n: int) -> int:
-        """Sample and schedule notes until the decoder's position is past ``target_tick``; returns tokens used."""
-        budget = max(self.chunk, int(self.max_tokens_per_s * n / SAMPLE_RATE))
-        used = 0
+    def _rewind(self, state: GrooveState, cut_tick: float) -> bool:
+        """Take back every note that starts at ``cut_tick`` or later (none has sounded) and restart the sampler
+        where they began (:mod:`generator.groove.timeline`); False when nothing was sampled that far."""
+        back = state.timeline.rewind(cut_tick)
+        if back is None:
+            return False
+        kept = [e for e in state.pending if e[6] < back.cut]
+        state.dropped += (len(state.pending) - len(kept)) // 2
+        heapq.heapify(kept)
+        state.pending = kept
+        state.model = dict(back.model, floor=jnp.int32(back.floor))
+        state.decoder = back.decoder
+        state.replay = back.replay
+        state.rewinds += 1
+        return True
+
+    def _refill(self, state: GrooveState, n: int) -> None:
+        cap = self.max_tokens_per_s
+        state.credit = cap if state.credit < 0 else min(cap, state.credit + cap * n / SAMPLE_RATE)
+
+    def _next_chunk(self, state: GrooveState, controls: GenerationControls, vec) -> None:
+        """Sample one chunk (replaying the tokens a rewind left first), record it and schedule its notes."""
+        tl, replay = state.timeline, state.replay
+        if not replay:
+            tl.snapshot(state.model, state.decoder)
+        toks = self._sample_chunk(state, controls, vec, replay)
+        state.replay = []
         dec = state.decoder
-        while dec.tick <= target_tick:
-            if used >= budget:  # a degenerate stream: delay the clock by whole ticks (it stays on the grid)
-                state.clock.tick0 += np.floor(dec.tick - target_tick) - 1.0
+        for t in toks[len(replay):]:
+            index = tl.end
+            note = dec.feed(int(t))
+            tl.append(int(t), dec.tick)
+            if note is not None:
+                self._schedule(state, note, index)
+        state.tokens += self.chunk
+        state.credit -= self.chunk
+
+    def _notes_until(self, state: GrooveState, controls: GenerationControls, vec, target_tick: float) -> int:
+        """Sample and schedule notes until the decoder's position is past ``target_tick``; returns tokens used."""
+        used = 0
+        while state.decoder.tick <= target_tick:
+            if state.credit < self.chunk:  # a degenerate stream: delay the clock by whole ticks (on the grid)
+                state.clock.tick0 += np.floor(state.decoder.tick - target_tick) - 1.0
                 state.forced += 1
                 break
-            for t in self._sample_chunk(state, controls, vec):
-                note = dec.feed(int(t))
-                if note is not None:
-                    self._schedule(state, note)
+            self._next_chunk(state, controls, vec)
             used += self.chunk
-        state.tokens += used
         return used
 
-    def _schedule(self, state: GrooveState, note: G.Note) -> None:
+    def _prefetch(self, state: GrooveState, controls: GenerationControls, vec, end: int) -> int:
+        """One more chunk while less than ``lookahead_s`` of music is sampled ahead and the budget is more than
+        half full (so the guard's reserve is for the blocks that need it)."""
+        ahead_ticks = self.lookahead_s * state.clock.bpm / 60.0 * G.TPB
+        if state.decoder.tick - state.clock.tick_at(end) >= ahead_ticks or state.credit < self.max_tokens_per_s / 2:
+            return 0
+        self._next_chunk(state, controls, vec)
+        return self.chunk
+
+    def _schedule(self, state: GrooveState, note: G.Note, serial: int) -> None:
         ch = gm.part_channel(note.part)
         state.seq += 1
-        serial = state.seq
         heapq.heappush(state.pending, (float(note.start), state.seq, True, ch, note.pitch, note.velocity, serial))
         state.seq += 1
         heapq.heappush(state.pending, (float(note.end), state.seq, False, ch, note.pitch, 0, serial))
