@@ -52,9 +52,9 @@ def _notes(midi):
 
 
 def test_a_change_keeps_what_was_rendered_and_is_heard_from_the_next_block(gen):
-    change = 100  # 1-frame blocks: 4 s
-    plain, _ = _render(gen, 150, 1, lambda b: _controls())
-    changed, state = _render(gen, 150, 1, lambda b: _controls(temperature=1.0 if b < change else 1.6))
+    change = 110  # 1-frame blocks: 4.4 s, mid-bar at 120 BPM
+    plain, _ = _render(gen, 250, 1, lambda b: _controls())
+    changed, state = _render(gen, 250, 1, lambda b: _controls(temperature=1.0 if b < change else 1.6))
     at = change * FRAME_SAMPLES
     assert state.rewinds == 1 and state.dropped > 0  # notes had been sampled ahead, and were taken back
     assert [e for e in _notes(plain) if e[0] < at] == [e for e in _notes(changed) if e[0] < at]

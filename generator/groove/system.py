@@ -43,11 +43,13 @@ from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, Genera
 from generator.core.note_generator import NoteGenerator, resolve
 from generator.groove import checkpoint as ckpt
 from generator.groove import tokens as G
+from generator.groove.form import Form
 from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, init_sampler, sample_chunk
 from generator.groove.timeline import Timeline
 
 log = logging.getLogger(__name__)
 DEFAULT_BPM = 110.0
+REPEAT = 0.5  # the probability that a bar repeats its source bar (generator.groove.form)
 MIN_BPM, MAX_BPM = 20.0, 300.0
 
 
@@ -95,7 +97,9 @@ class GrooveState:
     tokens: int = 0  # tokens sampled since init_state (rewound ones included)
     forced: int = 0  # times the guard re-anchored the clock
     timeline: Timeline = dataclasses.field(default_factory=Timeline)
-    replay: list = dataclasses.field(default_factory=list)  # tokens the next chunk feeds instead of sampling
+    replay: list = dataclasses.field(default_factory=list)  # recorded tokens the next chunk feeds again (a rewind)
+    script: list = dataclasses.field(default_factory=list)  # new tokens the next chunks feed (a repeated bar)
+    form: Form = dataclasses.field(default_factory=lambda: Form(0.0))
     key: tuple | None = None  # the controls the sampled-ahead tokens were sampled with
     credit: float = -1.0  # the guard's token budget (-1: full)
     rewinds: int = 0  # control changes that re-sampled notes not yet heard
@@ -114,7 +118,8 @@ class GrooveSystem(NoteGenerator):
 
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
-                 meta: dict | None = None, tempo=None, arrangement=None, lookahead_s: float = 0.5):
+                 meta: dict | None = None, tempo=None, arrangement=None, lookahead_s: float = 0.5,
+                 repeat: float = REPEAT):
         self.config = config
         self.meta = meta or {}
         self.tempo = tempo  # generator.core.heads.TempoHead (the prompt's tempo) or None
@@ -126,6 +131,7 @@ class GrooveSystem(NoteGenerator):
         self.chunk = int(chunk)
         self.lookahead_ticks = float(lookahead_ticks)
         self.lookahead_s = float(lookahead_s)
+        self.repeat = float(repeat)
         self.max_tokens_per_s = float(max_tokens_per_s)
         self._graph, self._params = nnx.split(self.model)
         # No donation: a rewind restarts from an older sampler state, so every state must stay valid.
@@ -187,7 +193,8 @@ class GrooveSystem(NoteGenerator):
     def init_state(self, seed: int = 0) -> GrooveState:
         """Fresh context; ends every sounding note of the previous stream (synth and MIDI out)."""
         self._end_stream(list(self._live.active) if self._live is not None else [])
-        self._live = GrooveState(model=init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF)))
+        self._live = GrooveState(model=init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF)),
+                                 form=Form(self.repeat, seed))
         return self._live
 
     def generate(self, state: GrooveState, controls: GenerationControls, frames: int):
@@ -236,6 +243,13 @@ class GrooveSystem(NoteGenerator):
         back = state.timeline.rewind(cut_tick)
         if back is None:
             return False
+        self._restart(state, back, [])
+        state.rewinds += 1
+        return True
+
+    def _restart(self, state: GrooveState, back, script: list[int]) -> None:
+        """Continue from a rewind's point: drop the notes of the tokens taken back, restore the sampler and the
+        decoder, and feed ``script`` next (a repeated bar) instead of what was left of an older one."""
         kept = [e for e in state.pending if e[6] < back.cut]
         state.dropped += (len(state.pending) - len(kept)) // 2
         heapq.heapify(kept)
@@ -243,29 +257,39 @@ class GrooveSystem(NoteGenerator):
         state.model = dict(back.model, floor=jnp.int32(back.floor))
         state.decoder = back.decoder
         state.replay = back.replay
-        state.rewinds += 1
-        return True
+        state.script = script
+        state.form.truncate(back.cut)
 
     def _refill(self, state: GrooveState, n: int) -> None:
         cap = self.max_tokens_per_s
         state.credit = cap if state.credit < 0 else min(cap, state.credit + cap * n / SAMPLE_RATE)
 
     def _next_chunk(self, state: GrooveState, controls: GenerationControls, vec) -> None:
-        """Sample one chunk (replaying the tokens a rewind left first), record it and schedule its notes."""
+        """Sample one chunk (feeding first what a rewind replays, then what a repeated bar scripts), record it and
+        schedule its notes; a sampled BAR may start a repeat (:mod:`generator.groove.form`)."""
         tl, replay = state.timeline, state.replay
         if not replay:
             tl.snapshot(state.model, state.decoder)
-        toks = self._sample_chunk(state, controls, vec, replay)
-        state.replay = []
-        dec = state.decoder
-        for t in toks[len(replay):]:
-            index = tl.end
-            note = dec.feed(int(t))
-            tl.append(int(t), dec.tick)
-            if note is not None:
-                self._schedule(state, note, index)
+        script = state.script[:self.chunk - len(replay)]
+        toks = self._sample_chunk(state, controls, vec, replay + script)
+        state.replay, state.script = [], state.script[len(script):]
         state.tokens += self.chunk
         state.credit -= self.chunk
+        dec, free = state.decoder, len(replay) + len(script)
+        for k in range(len(replay), self.chunk):
+            t, index = int(toks[k]), tl.end
+            note = dec.feed(t)
+            tl.append(t, dec.tick)
+            state.form.record(index, t)
+            if note is not None:
+                self._schedule(state, note, index)
+            if k >= free and G.KIND[t] == G.K_BAR and (source := state.form.choose()) is not None:
+                back = tl.rewind_to(index + 1)
+                if back is None:  # the BAR ended the chunk: nothing to take back
+                    state.script = source
+                else:
+                    self._restart(state, back, source)
+                return
 
     def _notes_until(self, state: GrooveState, controls: GenerationControls, vec, target_tick: float) -> int:
         """Sample and schedule notes until the decoder's position is past ``target_tick``; returns tokens used."""

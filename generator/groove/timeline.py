@@ -93,7 +93,14 @@ class Timeline:
     def rewind(self, cut_tick: float) -> Rewind | None:
         """Take back every token from the cut for ``cut_tick`` on (see the module doc); None when nothing was
         sampled at or past ``cut_tick``, or no snapshot is old enough (a degenerate stream the guard delayed)."""
-        cut = self.cut_index(cut_tick)
+        back = self.rewind_to(self.cut_index(cut_tick))
+        if back is not None:
+            back.floor = int(-(-(cut_tick - back.decoder.bar_start) // 1))  # ceil: the first position not played
+        return back
+
+    def rewind_to(self, cut: int) -> Rewind | None:
+        """Take back every token from global index ``cut`` on (no position floor); None when there is none, or
+        no snapshot is old enough."""
         if cut >= self.end:
             return None
         at = self._snapshot_at_or_before(cut)
@@ -108,8 +115,7 @@ class Timeline:
         decoder = copy.copy(snap.decoder)
         for t in replay:
             decoder.feed(t)
-        floor = int(-(-(cut_tick - decoder.bar_start) // 1))  # ceil: the first position not yet played
-        return Rewind(snap.model, decoder, replay, cut, floor)
+        return Rewind(snap.model, decoder, replay, cut, -1)
 
     def prune(self, played_tick: float) -> None:
         """Forget what no rewind can reach any more: everything before the last snapshot at or before the cut
