@@ -67,3 +67,26 @@ def test_with_repeat_one_the_stream_plays_its_bars_again():
             assert tokens[:len(source)] == source  # the repeat, then whatever the model added
             checked += 1
     assert checked >= 2
+
+
+def test_a_key_head_moves_melodic_pitches_and_never_the_drums():
+    """The key head's bias reaches PITCH tokens of melodic parts only (drum "pitches" are instruments)."""
+    import numpy as np
+
+    from generator.core.heads import PitchHead
+
+    gen = generator.load("groove-tiny")
+    gen.pitch = PitchHead(np.zeros((384, 12), np.float32), np.array([8.0] + [0.0] * 11, np.float32), strength=4.0)
+    gen._bias_key = b"stale"  # the biases are remade for the new head
+    state = gen.init_state(0)
+    controls = GenerationControls(prompts=(("a song in C major", 1.0),), bpm=120.0, temperature=1.0)
+    midi = []
+    for _ in range(50):
+        _, state = gen.generate(state, controls, 5)
+        midi += gen.drain_midi()
+    ons = [(d[0] & 0x0F, d[1]) for _, d in midi if d[0] & 0xF0 == 0x90 and d[2] > 0]
+    melodic = [p for ch, p in ons if ch != 9]
+    drums = [p for ch, p in ons if ch == 9]
+    assert len(melodic) > 20 and len(drums) > 20
+    assert np.mean([p % 12 == 0 for p in melodic]) > 0.9
+    assert np.mean([p % 12 == 0 for p in drums]) < 0.5

@@ -2,10 +2,11 @@
 
 Why in the core: a note family reads things from the prompt that its network does not (the symbolic
 family's arrangement, tempo and key: :mod:`generator.symbolic.arrangement`, :mod:`~generator.symbolic.tempo`,
-:mod:`~generator.symbolic.pitch`; the groove family's tempo), each a regression fitted in seconds on the
+:mod:`~generator.symbolic.pitch`; the groove family's arrangement, tempo and key), each a regression fitted in seconds on the
 tokenised works and their captions. They are stored and checked alike in any family's checkpoint: a
 ``<name>.safetensors`` file whose SHA-256 and fit numbers live in the checkpoint's ``config.json``. The
-tempo reading itself (:class:`TempoHead`) is the same for every family. Fitting the heads (and their refit
+tempo reading (:class:`TempoHead`), the parts (:class:`PartHead`) and the key (:class:`PitchHead`) are the same
+for every family. Fitting the heads (and their refit
 command, ``python -m generator.train heads <head>``) is training code and lives in :mod:`generator.train.heads`.
 """
 
@@ -157,3 +158,45 @@ class PartHead:
         tensors, meta = found
         return cls(tensors["weight"], tensors["bias"], meta.get("floor", 0.2), meta.get("strength", 1.0))
 
+
+PITCH_FILE = "pitch.safetensors"
+
+
+class PitchHead:
+    """The key a prompt names: p(pitch class | prompt vector) = softmax(v W + b). Families turn
+    :meth:`pitch_bias` into a bias on their own melodic note tokens (never drums, whose "pitches" are
+    instruments): ``strength * (log p(pitch class) - mean)``, a product of experts with the model's choice; a
+    prompt that names no key predicts a nearly flat distribution, so its bias is nearly zero."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, strength: float = 1.0):
+        self.weight = np.asarray(weight, np.float32)  # [384, 12]
+        self.bias = np.asarray(bias, np.float32)  # [12]
+        self.strength = float(strength)
+
+    def probs(self, style: np.ndarray) -> np.ndarray:
+        z = np.asarray(style, np.float32) @ self.weight + self.bias
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def pitch_bias(self, style: np.ndarray | None) -> np.ndarray:
+        """float32 [128]: the bias of each MIDI pitch of a melodic part (zero without a prompt)."""
+        if style is None:
+            return np.zeros(128, np.float32)
+        logp = np.log(np.maximum(self.probs(style), 1e-6))
+        return np.tile(self.strength * (logp - logp.mean()), 11)[:128].astype(np.float32)
+
+    # ---- files ---------------------------------------------------------------------------
+    def save(self, directory, info: dict) -> str:
+        """Writes ``pitch.safetensors`` into a checkpoint and ``info`` into its config.json."""
+        return save_head(directory, PITCH_FILE, {"weight": self.weight, "bias": self.bias},
+                              {"strength": self.strength}, "pitch", {"strength": self.strength, **info})
+
+    @classmethod
+    def load(cls, directory, digest: str | None = None) -> "PitchHead | None":
+        """The head of a checkpoint directory, or None when it has none; a damaged file is refused
+        with a one-line error."""
+        found = load_head(directory, PITCH_FILE, digest, {"weight": (None, 12), "bias": (12,)})
+        if found is None:
+            return None
+        tensors, meta = found
+        return cls(tensors["weight"], tensors["bias"], meta.get("strength", 1.0))

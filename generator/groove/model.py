@@ -83,7 +83,7 @@ def floor_allowed(gram, floor):
 
 
 def sample_chunk(model: EventTransformer, state, style, has_style, guidance, temperature, top_k, length: int,
-                 part_bias=None, forced=None, n_forced=0):
+                 part_bias=None, forced=None, n_forced=0, pitch_bias=None):
     """Sample ``length`` grammatical tokens with CFG; everything but ``length`` is traced.
 
     Args:
@@ -92,6 +92,7 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
       style: [384] float32 prompt vector; has_style: bool (False = both rows unconditional).
       guidance, temperature, top_k: the live controls (traced: changing them never recompiles).
       part_bias: optional [V] float32 added to both rows' logits (e.g. an arrangement's PART bias).
+      pitch_bias: optional [V] float32 added while the current part is not the drums (a key's PITCH bias).
       forced: optional [length] int32; the first ``n_forced`` steps feed these tokens instead of sampling
         (replaying a stretch already heard after a rewind, :mod:`generator.groove.timeline`).
 
@@ -107,6 +108,8 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
         if part_bias is not None:
             logits = logits + part_bias
+        if pitch_bias is not None:
+            logits = logits + jnp.where(s["gram"][3] != G.DRUM_PART, pitch_bias, 0.0)
         logp = jax.nn.log_softmax(logits, axis=-1)
         allowed = grammar_allowed(s["gram"]) & floor_allowed(s["gram"], s["floor"])
         mixed = guided_logits(logp, allowed, guidance)

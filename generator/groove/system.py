@@ -119,13 +119,14 @@ class GrooveSystem(NoteGenerator):
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
                  meta: dict | None = None, tempo=None, arrangement=None, lookahead_s: float = 0.5,
-                 repeat: float = REPEAT):
+                 repeat: float = REPEAT, pitch=None):
         self.config = config
         self.meta = meta or {}
         self.tempo = tempo  # generator.core.heads.TempoHead (the prompt's tempo) or None
         self.arrangement = arrangement  # generator.core.heads.PartHead (who plays) or None
+        self.pitch = pitch  # generator.core.heads.PitchHead (the key) or None
         self._bias_key: bytes | None = None
-        self._bias = jnp.zeros((G.VOCAB,), jnp.float32)
+        self._bias = (jnp.zeros((G.VOCAB,), jnp.float32),) * 2
         self.model = model if model is not None else nnx.jit(
             lambda: GrooveTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -141,20 +142,21 @@ class GrooveSystem(NoteGenerator):
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
-    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, part_bias, forced, n_forced):
+    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, biases, forced, n_forced):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
-                            temperature, top_k, self.chunk, part_bias, forced, n_forced)
+                            temperature, top_k, self.chunk, biases[0], forced, n_forced, biases[1])
 
-    def part_bias(self, vec) -> jnp.ndarray:
-        """[V] bias on the PART tokens from the arrangement head (zeros without a head or a prompt); made once
-        per blended prompt."""
-        if self.arrangement is None or vec is None:
-            return jnp.zeros((G.VOCAB,), jnp.float32)
-        key = vec.tobytes()
+    def biases(self, vec) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """([V] bias on the PART tokens from the arrangement head, [V] bias on melodic PITCH tokens from the key
+        head); zeros without a head or a prompt; made once per blended prompt."""
+        key = None if vec is None else vec.tobytes()
         if key != self._bias_key:
-            bias = np.zeros(G.VOCAB, np.float32)
-            bias[G.PART0:G.PART0 + G.N_PARTS] = self.arrangement.bias16(vec)
-            self._bias_key, self._bias = key, jnp.asarray(bias)
+            part, pitch = np.zeros(G.VOCAB, np.float32), np.zeros(G.VOCAB, np.float32)
+            if self.arrangement is not None and vec is not None:
+                part[G.PART0:G.PART0 + G.N_PARTS] = self.arrangement.bias16(vec)
+            if self.pitch is not None and vec is not None:
+                pitch[G.PITCH0:G.PITCH0 + 128] = self.pitch.pitch_bias(vec)
+            self._bias_key, self._bias = key, (jnp.asarray(part), jnp.asarray(pitch))
         return self._bias
 
     def compile_count(self) -> int:
@@ -177,7 +179,7 @@ class GrooveSystem(NoteGenerator):
         forced[:len(replay)] = replay
         toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
                                          jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                         self.part_bias(vec), jnp.asarray(forced), jnp.int32(len(replay)))
+                                         self.biases(vec), jnp.asarray(forced), jnp.int32(len(replay)))
         return np.asarray(toks)
 
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
@@ -340,9 +342,10 @@ def load(spec: str, soundfont: str | None = None) -> GrooveSystem:
 
 
 def _from_checkpoint(directory, soundfont: str | None) -> GrooveSystem:
-    from generator.core.heads import ARRANGEMENT_FILE, TEMPO_FILE, PartHead, TempoHead
+    from generator.core.heads import ARRANGEMENT_FILE, PITCH_FILE, TEMPO_FILE, PartHead, PitchHead, TempoHead
 
     config, model, meta = ckpt.load(directory)
     files = meta.get("files", {})
     return GrooveSystem(config, model, soundfont, meta=meta, tempo=TempoHead.load(directory, files.get(TEMPO_FILE)),
-                        arrangement=PartHead.load(directory, files.get(ARRANGEMENT_FILE)))
+                        arrangement=PartHead.load(directory, files.get(ARRANGEMENT_FILE)),
+                        pitch=PitchHead.load(directory, files.get(PITCH_FILE)))

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Latency
 from generator.core.checkpoint import SHIPPED as CHECKPOINTS  # noqa: F401  (re-exported)
 from generator.core.note_generator import NoteGenerator, resolve
 from generator.core.synth import PART_PAN, PART_SENDS  # noqa: F401  (re-exported)
@@ -90,9 +90,11 @@ class SymbolicSystem(NoteGenerator):
     # Measured (python -m generator.train.symbolic_eval): guidance 1-1.5 keeps the prompted rhythm closest
     # to held-out music of the style; at 3.0 this small model degenerates into dense note runs.
     control_defaults = {"guidance": 1.25}
-    # Block compute varies with note density (p99 above one block under load in bench/soak.py at a
-    # 0.3 s pre-buffer): keep more audio ahead. The daemon uses this unless --prebuffer is given.
-    prebuffer_seconds = 0.8
+    # Events are sampled just in time (20 ms ahead of the block end), so a change reaches the next block's notes
+    # and the block and the pre-buffer are all a listener waits for. low: 40 ms blocks, 100 ms ahead (a 1-frame
+    # block samples at most two 8-token chunks: p99 ~10-25 ms on 2 cores); safe: 200 ms blocks, 0.8 s ahead
+    # (the old setting, for a machine too loaded for low).
+    latency = {"low": Latency(1, 0.1), "safe": Latency(5, 0.8)}
 
     def __init__(self, config: SymbolicConfig, model: MusicTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 8, lookahead_s: float = 0.02, gain: float = 0.5, max_note_s: float = 6.0,

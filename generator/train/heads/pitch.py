@@ -52,13 +52,31 @@ def pitch_classes(seq) -> np.ndarray:
     return out
 
 
+def groove_pitch_classes(seq) -> np.ndarray:
+    """:func:`pitch_classes` of a groove token sequence (PITCH tokens of every part but the drums)."""
+    from generator.groove import tokens as G
+
+    seq = np.asarray(seq, np.int64)
+    out = np.zeros(12)
+    part = -1
+    for t in seq[(seq >= G.PART0) & (seq < G.VEL0)]:
+        if t < G.PITCH0:
+            part = int(t) - G.PART0
+        elif part != G.DRUM_PART:
+            out[(int(t) - G.PITCH0) % 12] += 1
+    return out
+
+
+PITCH_CLASSES = {"symbolic": pitch_classes, "groove": groove_pitch_classes}
+
+
 # ---- fitting ---------------------------------------------------------------------------------
-def rows(data, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+def rows(data, vectors: np.ndarray, classes=pitch_classes) -> tuple[np.ndarray, np.ndarray, list]:
     """(text vectors [M, D], pitch-class distributions [M, 12], caption keys) with one row per
     (work, caption or paraphrase) of the works that play melodic notes."""
     xs, ys, keys = [], [], []
     for i in range(len(data)):
-        pcs = pitch_classes(data.work(i))
+        pcs = classes(data.work(i))
         if pcs.sum() < 8:
             continue
         for c in np.unique(data.caption_ids[i]):
@@ -112,10 +130,12 @@ def main(argv=None) -> int:
     def options(p):
         p.add_argument("--l2", type=float, default=1e-5)
         p.add_argument("--strength", type=float, default=1.0)
+        p.add_argument("--family", choices=sorted(PITCH_CLASSES), default="symbolic", help="the token sets' family")
 
     def fit_head(args, train, held, train_vectors, held_vectors):
-        xt, yt, kt = rows(train, train_vectors)
-        xh, yh, kh = rows(held, held_vectors)
+        classes = PITCH_CLASSES[args.family]
+        xt, yt, kt = rows(train, train_vectors, classes)
+        xh, yh, kh = rows(held, held_vectors, classes)
         head = PitchHead(*fit(xt, yt, l2=args.l2), strength=args.strength)
         return head, {"train": evaluate(head, xt, yt, kt), "heldout": evaluate(head, xh, yh, kh), "l2": args.l2}
 
