@@ -3,7 +3,7 @@
 Runs the real daemon (``jamgen run``) on a private ``jackd -d dummy`` for ``--seconds`` and reads
 its block log. Prints ratios and percentiles; asserts nothing (speed goals live here, not in tests).
 
-    .venv/bin/python bench/bench_daemon.py --seconds 60 [--model tiny] [--block-frames 5]
+    .venv/bin/python bench/bench_daemon.py --seconds 60 [--model tiny] [--latency low|safe] [--block-frames 5]
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--model", default="symbolic")
-    p.add_argument("--block-frames", type=int, default=5)
-    p.add_argument("--prebuffer", type=float, default=None, help="default: the model's own, or 0.3")
+    p.add_argument("--latency", choices=("low", "safe"), default="low", help="the model's latency setting")
+    p.add_argument("--block-frames", type=int, default=None, help="default: the latency setting's")
+    p.add_argument("--prebuffer", type=float, default=None, help="default: the latency setting's")
     p.add_argument("--prompt", default="upbeat funk groove with bass and drums")
     a = p.parse_args()
     name = f"bench{os.getpid()}"
@@ -41,7 +42,8 @@ def main() -> int:
             r = subprocess.run(
                 [sys.executable, "-m", "bridge.cli", "run", "--model", a.model, "--jack-server", name,
                  "--no-osc", "--duration", str(a.seconds), "--block-log", str(block_log),
-                 "--block-frames", str(a.block_frames),
+                 "--latency", a.latency,
+                 *(["--block-frames", str(a.block_frames)] if a.block_frames is not None else []),
                  *(["--prebuffer", str(a.prebuffer)] if a.prebuffer is not None else []),
                  "--prompt", a.prompt, "--status-interval", "3600"],
                 cwd=ROOT, env=env, capture_output=True, text=True)
@@ -58,8 +60,11 @@ def main() -> int:
     first_audio = float(log.split("first audio ")[1].split(" s")[0])
     underruns, xruns = stop_counts(log)
     played_minutes = a.seconds / 60.0
-    print(f"model {a.model}, {len(blocks)} blocks of {a.block_frames} frames "
-          f"({a.block_frames * 40} ms), {a.seconds:.0f} s played, {wall:.0f} s wall")
+    frames = blocks[0]["frames"]
+    prebuffer = np.array([b["prebuffer_ms"] for b in blocks])
+    print(f"model {a.model}, latency {a.latency}: {len(blocks)} blocks of {frames} frames "
+          f"({frames * 40} ms), {a.seconds:.0f} s played, {wall:.0f} s wall")
+    print(f"pre-buffer: start {prebuffer[0]:.0f} ms, max {prebuffer.max():.0f} ms, end {prebuffer[-1]:.0f} ms")
     print(f"generation RTF (compute / audio) per block: p50 {np.percentile(rtf, 50):.3f}  "
           f"p95 {np.percentile(rtf, 95):.3f}  p99 {np.percentile(rtf, 99):.3f}  max {rtf.max():.3f}")
     print(f"start to first audio: {first_audio:.2f} s")

@@ -13,6 +13,7 @@ import sys
 import time
 
 from bridge.controls import REGISTRY, TRIGGER, ControlError, ControlStore
+from generator.core.contract import LATENCY_SETTINGS
 
 EPILOG = """\
 controls (for --set NAME=VALUE, OSC /jamgen/..., and mapping-file targets):
@@ -122,10 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop after SECONDS of audio")
     run.add_argument("--block-log", metavar="FILE.jsonl",
                      help="write one JSON line per generated block (time, frame, controls)")
-    run.add_argument("--block-frames", type=int, default=5, metavar="N",
-                     help="frames (40 ms each) per generated block (default 5)")
+    run.add_argument("--latency", choices=LATENCY_SETTINGS, default="low",
+                     help="the model's latency setting: low (default: small blocks and pre-buffer, a control "
+                          "is heard soonest) or safe (more headroom for a loaded machine)")
+    run.add_argument("--block-frames", type=int, default=None, metavar="N",
+                     help="frames (40 ms each) per generated block (default: the latency setting's)")
     run.add_argument("--prebuffer", type=float, default=None, metavar="SECONDS",
-                     help="audio kept buffered ahead of playback (default 0.3, or what the model asks for)")
+                     help="audio kept buffered ahead of playback at least; it grows after a near underrun "
+                          "and shrinks back (default: the latency setting's)")
     run.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
                      help="log a status line this often (default 30)")
 
@@ -173,7 +178,7 @@ def _settings(args) -> dict:
 def _check_common(parser: argparse.ArgumentParser, args) -> None:
     if len(args.prompt) > 8:
         parser.error("at most 8 --prompt slots")
-    if args.block_frames < 1 or args.block_frames > 100:
+    if args.block_frames is not None and not 1 <= args.block_frames <= 100:
         parser.error("--block-frames must be in 1..100")
     # Validate --set values now, so a typo fails before a model is loaded.
     try:

@@ -2,7 +2,8 @@
 
 Start-up order: the mapping file and the controls' start-up values (cheap, so a mistake is refused
 before the model loads) -> the model (slow: loading and compiling; see :mod:`bridge.session`, shared
-with ``render``) -> ring buffers -> JACK output and engine, wired to each other by their constructors
+with ``render``) -> its latency setting (block size, adaptive pre-buffer) -> ring buffers -> JACK output and engine,
+wired to each other by their constructors
 -> recorder -> control surfaces (OSC, MIDI, the mapping file's watcher) -> the engine starts filling
 the pre-buffer -> OSC listens -> JACK connects. The main thread then supervises: it keeps the JACK
 connection alive (reconnecting when the server comes back), prints a status line now and then, and
@@ -28,9 +29,10 @@ from bridge.controls import OUTPUT_CONTROLS, ControlStore, output_gain
 from bridge.engine import Engine
 from bridge.jack_io import JackOutput, ring_buffer
 from bridge.osc import OscServer
+from bridge.prebuffer import AdaptivePrebuffer, cap_seconds
 from bridge.recorder import Recorder
 from bridge.session import Session
-from generator.core.contract import FRAME_RATE, SAMPLE_RATE
+from generator.core.contract import FRAME_RATE, SAMPLE_RATE, Generator, Latency
 
 log = logging.getLogger("jamgen")
 
@@ -55,8 +57,9 @@ class DaemonOptions:
     record: str | None = None
     duration: float | None = None
     block_log: str | None = None
-    block_frames: int = 5
-    prebuffer: float | None = None  # seconds kept ahead of playback; None: the model's hint or 0.3
+    latency: str = "low"  # which of the model's latency settings (Generator.latency) to run at
+    block_frames: int | None = None  # frames per block; None: the latency setting's
+    prebuffer: float | None = None  # the pre-buffer's floor in seconds; None: the latency setting's
     status_interval: float = 30.0
 
 
@@ -114,22 +117,19 @@ class Daemon:
             raise StartupError(str(err)) from None
         log.info("model ready in %.1f s", time.monotonic() - t0)
 
-        block_seconds = o.block_frames / FRAME_RATE
-        # Generators whose block time varies a lot (the symbolic model's note density) ask for
-        # more buffer: latency traded for no underruns. An explicit --prebuffer wins.
-        prebuffer = o.prebuffer if o.prebuffer is not None else gen.prebuffer_seconds
-        log.info("pre-buffer %.2f s", prebuffer)
-        prebuffer_frames = int(prebuffer * SAMPLE_RATE)
-        audio_rb = ring_buffer(prebuffer + 2 * block_seconds + 0.1)
+        block_frames, prebuffer = self._latency(gen)
+        block_seconds = block_frames / FRAME_RATE
+        audio_rb = ring_buffer(prebuffer.cap / SAMPLE_RATE + 2 * block_seconds + 0.1)
         record_rb = ring_buffer(2.0) if o.record else None
         # A generator that makes notes: the engine queues them, stamped with their stream sample,
         # and the JACK callback sends each on <client>:midi_out in the period that plays it.
         midi_out = queue.SimpleQueue() if gen.makes_notes else None
-        self.jack = JackOutput(audio_rb, prebuffer_frames, o.client_name, o.jack_server, o.connect, record_rb,
+        self.jack = JackOutput(audio_rb, prebuffer, o.client_name, o.jack_server, o.connect, record_rb,
                                midi_out_queue=midi_out)
-        self.engine = Engine(gen, self.store, audio_rb, o.block_frames, prebuffer_frames, self._block_log,
+        self.engine = Engine(gen, self.store, audio_rb, block_frames, prebuffer, self._block_log,
                              midi_out=midi_out, stream_position=lambda: self.jack.consumed,
-                             on_flush=self._flush, before_block=[self._apply_timed_osc])
+                             on_flush=self._flush, before_block=[self._apply_timed_osc],
+                             underruns=lambda: self.jack.underruns, period=lambda: self.jack.period_frames)
         self.store.subscribe(self._on_control)
         self._apply_output_controls()
         if o.record:
@@ -161,6 +161,27 @@ class Daemon:
             log.warning("JACK: waiting for server %r (jamgen never starts one itself)",
                         o.jack_server or "default")
         self._t_start = t0
+
+    def _latency(self, gen: Generator) -> tuple[int, AdaptivePrebuffer]:
+        """The block size and the adaptive pre-buffer: the model's ``--latency`` setting, each part
+        overridden by an explicit ``--block-frames`` / ``--prebuffer``; the pre-buffer may grow up to
+        max(1 s, 2x the model's "safe" pre-buffer)."""
+        o = self.options
+        setting = gen.latency.get(o.latency)
+        if setting is None:
+            raise StartupError(f"model {o.model!r} has no latency setting {o.latency!r} "
+                               f"(it has: {', '.join(gen.latency)})")
+        chosen = Latency(o.block_frames or setting.block_frames,
+                         o.prebuffer if o.prebuffer is not None else setting.prebuffer_seconds)
+        safe = gen.latency.get("safe", setting)
+        prebuffer = AdaptivePrebuffer(chosen.prebuffer_seconds, cap_seconds(safe.prebuffer_seconds,
+                                                                            chosen.prebuffer_seconds))
+        overrides = [flag for flag, value in (("--block-frames", o.block_frames), ("--prebuffer", o.prebuffer))
+                     if value is not None]
+        log.info("latency %s%s: blocks %d ms, pre-buffer %d ms (adaptive up to %d ms)", o.latency,
+                 f" with {' and '.join(overrides)}" if overrides else "", chosen.block_frames * 1000 // FRAME_RATE,
+                 round(chosen.prebuffer_seconds * 1000), round(prebuffer.cap * 1000 / SAMPLE_RATE))
+        return chosen.block_frames, prebuffer
 
     def _start_surfaces(self) -> None:
         """Start the MIDI input and the mapping-file engine (see bridge.midi, bridge.mappings).
@@ -239,7 +260,8 @@ class Daemon:
     def status_line(self) -> str:
         s = self.engine.stats()
         return (f"{'connected' if self.jack.connected else 'NOT connected'}, blocks {s['blocks']}, "
-                f"rtf p50 {s['rtf_p50']:.2f} p95 {s['rtf_p95']:.2f}, underruns {self.jack.underruns}, "
+                f"rtf p50 {s['rtf_p50']:.2f} p95 {s['rtf_p95']:.2f}, pre-buffer {s['prebuffer_ms']:.0f} ms, "
+                f"underruns {self.jack.underruns}, "
                 f"xruns {self.jack.xruns}, generator errors {s['errors']}")
 
     def shutdown(self) -> None:

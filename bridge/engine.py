@@ -1,14 +1,21 @@
 """The generation thread: controls in, audio blocks out, a pre-buffer ahead of the JACK clock.
 
-One thread owns the generator and its state. Once per block it waits until the ring buffer has
-room (the buffer holds ``prebuffer`` seconds ahead of playback), reads one consistent control
-snapshot, generates ``block_frames`` frames, validates them and writes them into the lock-free
-ring buffer the JACK callback reads (:mod:`bridge.jack_io`). It never blocks on JACK: if the
-server is gone, the buffer simply fills and the thread waits.
+One thread owns the generator and its state. Once per block it waits until less than the current
+pre-buffer is buffered ahead of playback, reads one consistent control snapshot, generates
+``block_frames`` frames, validates them and writes them into the lock-free ring buffer the JACK
+callback reads (:mod:`bridge.jack_io`). It never blocks on JACK: if the server is gone, the buffer
+simply fills and the thread waits.
 
-Each block is logged to the optional block log (JSON lines: wall time, first frame index and
-the effective control values), and remembered with its position in the output stream so that
-:meth:`Engine.sounding` can say which controls are audible right now.
+What a listener waits for after moving a control is about one block (the change is read when the
+next block starts) plus the pre-buffer plus a JACK period, so both are small by default (the
+model's ``latency`` setting) and the pre-buffer adapts (:mod:`bridge.prebuffer`): this thread grows
+it at once when a block arrives with little audio left or the JACK callback counted an underrun, and
+shrinks it slowly back to the setting; the JACK callback primes on the same value.
+
+Each block is logged to the optional block log (JSON lines: wall time, first frame index, the
+effective control values, the pre-buffer and what was still buffered when the block arrived), and
+remembered with its position in the output stream so that :meth:`Engine.sounding` can say which
+controls are audible right now.
 
 A generator that raises does not stop the daemon: the error is logged once, the state is
 rebuilt fresh, and generation resumes after a short back-off (the callback meanwhile plays
@@ -35,6 +42,7 @@ import jack
 
 from bridge.controls import OUTPUT_CONTROLS, ControlSnapshot, ControlStore
 from bridge.jack_io import BYTES_PER_FRAME
+from bridge.prebuffer import AdaptivePrebuffer
 from bridge.session import generation_controls
 from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
 
@@ -51,7 +59,8 @@ class Engine:
       store: the live controls.
       audio_rb: the ring buffer the JACK callback reads (single writer: this engine).
       block_frames: frames (40 ms each) generated per call; latency/overhead trade-off.
-      prebuffer_frames: audio frames (samples per channel) to keep buffered ahead of playback.
+      prebuffer: the adaptive pre-buffer (audio kept buffered ahead of playback), shared with the
+        JACK callback, which primes on its current value; this thread alone grows and shrinks it.
       block_log: a text file receiving one JSON line per block, or None.
       midi_out: where the notes of a generator that makes notes go, as ``(stream sample, bytes)``
         (the JACK callback's queue), or None to drop them.
@@ -61,6 +70,8 @@ class Engine:
       before_block: called with the wall time at which the next block will start sounding, just
         before its controls are read (timed OSC bundles are applied here); a hook that raises is
         logged and skipped.
+      underruns: returns the JACK callback's underrun counter (a rise is a near miss).
+      period: returns the JACK period in frames (0 or None when not connected), for the danger level.
     """
 
     def __init__(
@@ -69,19 +80,25 @@ class Engine:
         store: ControlStore,
         audio_rb: jack.RingBuffer,
         block_frames: int = 5,
-        prebuffer_frames: int = 14_400,
+        prebuffer: AdaptivePrebuffer | None = None,
         block_log: IO[str] | None = None,
         midi_out: queue.SimpleQueue | None = None,
         stream_position: Callable[[], int] = lambda: 0,
         on_flush: Callable[[], None] = lambda: None,
         before_block: Iterable[Callable[[float], Any]] = (),
+        underruns: Callable[[], int] = lambda: 0,
+        period: Callable[[], int | None] = lambda: None,
     ):
         self.generator = generator
         self.store = store
         self.audio_rb = audio_rb
         self.block_frames = block_frames
         self.block_samples = block_frames * FRAME_SAMPLES
-        self.prebuffer_frames = prebuffer_frames
+        self.prebuffer = prebuffer if prebuffer is not None else AdaptivePrebuffer(0.3, 1.0)
+        self.underruns = underruns
+        self.period = period
+        self._underruns_seen = 0
+        self._filled = False  # the buffer reached the pre-buffer since the last start, flush or underrun
         self.block_log = block_log
         self.frame_index = 0  # model frames generated since the last reset
         self.written = 0  # audio samples (per channel) written to the ring buffer, ever
@@ -130,10 +147,27 @@ class Engine:
             if snap.transport != "playing":
                 self._stop.wait(0.01)
                 continue
-            if self._buffered_frames() >= self.prebuffer_frames or self._free_frames() < self.block_samples:
-                self._stop.wait(0.004)
+            self._check_underruns()
+            if self._buffered_frames() >= self._target() or self._free_frames() < self.block_samples:
+                self._filled = True
+                self._stop.wait(0.002)  # at most 2 ms late: a small part of the smallest pre-buffer
                 continue
             self._generate_block()
+
+    def _check_underruns(self) -> bool:
+        """Grow the pre-buffer when the JACK callback counted an underrun since the last look."""
+        underruns = self.underruns()
+        if underruns == self._underruns_seen:
+            return False
+        self._underruns_seen = underruns
+        self._filled = False  # the callback waits for the pre-buffer again
+        self.prebuffer.near_miss("underrun")
+        return True
+
+    def _target(self) -> int:
+        """Frames to keep buffered: the pre-buffer, but at least the three periods the JACK callback
+        waits for before it starts playing (else a tiny pre-buffer would never start)."""
+        return max(self.prebuffer.frames, 3 * (self.period() or 0))
 
     def _fresh_state(self, snap: ControlSnapshot, flush: bool) -> None:
         self._reset_count = snap.reset_count
@@ -147,6 +181,7 @@ class Engine:
             return
         self.frame_index = 0
         if flush:
+            self._filled = False
             self.on_flush()
         log.info("generator: fresh context (seed %d)", seed)
 
@@ -184,6 +219,11 @@ class Engine:
                 for offset, data in events:
                     if 0 <= offset < self.block_samples and 1 <= len(data) <= 3:
                         self.midi_out.put((self.written + int(offset), bytes(data)))
+        ahead = self._buffered_frames()  # what was left to play when this block arrived
+        # One slow block is one near miss: an underrun during it, or else a late arrival; never
+        # while (re)filling, when a short buffer is expected.
+        if not self._check_underruns() and self._filled:
+            self.prebuffer.check_arrival(ahead, self.block_samples, self.period())
         self.audio_rb.write(audio)  # [n, 2] C-contiguous float32 is already interleaved
         if self.first_audio_time is None:
             self.first_audio_time = time.monotonic()
@@ -194,6 +234,8 @@ class Engine:
             "sample": self.written,  # position of the block's first sample in the output stream
             "gen_ms": round(elapsed * 1000.0, 2),
             "rtf": round(elapsed / block_seconds, 4),
+            "prebuffer_ms": round(self.prebuffer.frames * 1000.0 / SAMPLE_RATE, 1),
+            "ahead_ms": round(ahead * 1000.0 / SAMPLE_RATE, 1),
             "controls": {
                 **controls.as_dict(),
                 **{name: snap.values[name] for name in OUTPUT_CONTROLS},
@@ -242,4 +284,5 @@ class Engine:
             "rtf_p50": float(np.percentile(times, 50) / block_seconds),
             "rtf_p95": float(np.percentile(times, 95) / block_seconds),
             "rtf_p99": float(np.percentile(times, 99) / block_seconds),
+            "prebuffer_ms": self.prebuffer.frames * 1000.0 / SAMPLE_RATE,
         }

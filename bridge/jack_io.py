@@ -9,7 +9,10 @@ plain attribute (reads and writes of Python attributes are atomic under the GIL)
 
 When the buffer is about to run dry (less than two periods left), it fades the period out to
 silence and counts one underrun; it then waits until the pre-buffer has filled again and fades
-back in, so a slow, stalled or failing generator never produces a click or garbage.
+back in, so a slow, stalled or failing generator never produces a click or garbage. The pre-buffer
+it waits for is the engine's adaptive one (:mod:`bridge.prebuffer`): the callback reads its current
+``frames``, a plain int the generation thread replaces whole, so both use the same value and the
+callback neither calls, allocates nor locks for it.
 
 The JACK server may go away at any time. :class:`JackOutput` notices (shutdown callback), and
 :meth:`JackOutput.maintain`, called periodically by the daemon, closes the dead client and
@@ -29,6 +32,7 @@ import numpy as np
 
 import jack
 
+from bridge.prebuffer import AdaptivePrebuffer
 from generator.core.contract import CHANNELS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,8 @@ class JackOutput:
 
     Args:
       audio_rb: the ring buffer the engine fills (single reader: this callback).
-      prebuffer_frames: audio frames to have buffered before playing starts (and after an underrun).
+      prebuffer: the engine's adaptive pre-buffer; its current ``frames`` must be buffered before
+        playing starts (and after an underrun), and at least three periods.
       client_name: the JACK client name (ports ``<name>:out_L``/``out_R``).
       server_name: the JACK server, or None for the default one.
       connect: ``system`` or a port pattern to connect the outputs to, or None.
@@ -77,12 +82,14 @@ class JackOutput:
       xruns: xrun notifications from the server.
       consumed: audio frames taken from ``audio_rb`` so far (played or flushed).
       connected: whether a client is active on a server right now.
+      period_frames: the server's period (0 when never connected); a plain copy, so other threads
+        never call into libjack for it.
     """
 
     def __init__(
         self,
         audio_rb: jack.RingBuffer,
-        prebuffer_frames: int,
+        prebuffer: AdaptivePrebuffer,
         client_name: str = "jamgen",
         server_name: str | None = None,
         connect: str | None = None,
@@ -91,7 +98,8 @@ class JackOutput:
     ):
         self.audio_rb = audio_rb
         self.record_rb = record_rb
-        self.prebuffer_frames = prebuffer_frames
+        self.prebuffer = prebuffer
+        self.period_frames = 0
         self.client_name = client_name
         self.server_name = server_name
         self.connect_pattern = connect
@@ -147,7 +155,7 @@ class JackOutput:
         out_l = self._ports[0].get_array()
         out_r = self._ports[1].get_array()
         available = rb.read_space // BYTES_PER_FRAME
-        if not self._primed and available >= min(max(self.prebuffer_frames, 3 * nframes),
+        if not self._primed and available >= min(max(self.prebuffer.frames, 3 * nframes),
                                                  rb.size // BYTES_PER_FRAME - nframes):
             self._primed = True
         target = self.target_gain if self.playing else 0.0
@@ -307,6 +315,7 @@ class JackOutput:
         else:
             # The ramp's shape depends on the period length: rebuild it for the new size.
             self._ramp[:blocksize] = np.arange(1, blocksize + 1, dtype=np.float32) / np.float32(blocksize)
+            self.period_frames = blocksize
 
     def _auto_connect(self) -> None:
         pattern = self.connect_pattern

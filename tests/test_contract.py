@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from generator.core.contract import (
-    DEFAULT_PREBUFFER_SECONDS,
+    DEFAULT_LATENCY,
     FRAME_SAMPLES,
     GenerationControls,
     Generator,
+    Latency,
     adapt,
 )
 
@@ -53,7 +54,7 @@ class Duck:
 
 class FullDuck(Duck):
     control_defaults = {"guidance": 1.25}
-    prebuffer_seconds = 0.8
+    latency = {"low": Latency(1, 0.1), "safe": (4, 0.5)}  # a plain pair is accepted too
 
     def warmup(self):
         self.warmed += 1
@@ -65,7 +66,9 @@ class FullDuck(Duck):
 def test_a_minimal_subclass_gets_the_neutral_defaults():
     gen = Minimal()
     assert dict(gen.control_defaults) == {}
-    assert gen.prebuffer_seconds == DEFAULT_PREBUFFER_SECONDS == 0.3
+    assert gen.latency is DEFAULT_LATENCY
+    assert dict(gen.latency) == {"low": Latency(2, 0.15), "safe": Latency(5, 0.3)}
+    assert not hasattr(gen, "prebuffer_seconds")  # replaced by latency
     assert gen.makes_notes is False
     assert gen.warmup() is None
     assert gen.drain_midi() == []
@@ -86,7 +89,7 @@ def test_adapt_wraps_a_bare_duck_with_neutral_defaults():
     gen = adapt(duck)
     assert isinstance(gen, Generator) and gen is not duck
     assert dict(gen.control_defaults) == {}
-    assert gen.prebuffer_seconds == DEFAULT_PREBUFFER_SECONDS
+    assert gen.latency == DEFAULT_LATENCY
     assert gen.makes_notes is False
     gen.warmup()  # nothing to call, and no error
     assert gen.drain_midi() == []
@@ -101,11 +104,28 @@ def test_adapt_reads_a_ducks_optional_features():
     duck = FullDuck()
     gen = adapt(duck)
     assert gen.control_defaults == {"guidance": 1.25}
-    assert gen.prebuffer_seconds == 0.8
+    assert gen.latency == {"low": Latency(1, 0.1), "safe": Latency(4, 0.5)}
     assert gen.makes_notes is True
     gen.warmup()
     assert duck.warmed == 1
     assert gen.drain_midi() == [(0, b"\x90\x3c\x64")]
+
+
+def test_adapt_turns_an_old_style_prebuffer_into_both_settings():
+    class OldDuck(Duck):
+        prebuffer_seconds = 0.8
+
+    gen = adapt(OldDuck())
+    assert gen.latency == {"low": Latency(5, 0.8), "safe": Latency(5, 0.8)}
+
+
+def test_latency_refuses_impossible_values():
+    assert Latency(3, 1) == Latency(3, 1.0) and isinstance(Latency(3, 1).prebuffer_seconds, float)
+    for bad in ((0, 0.1), (1.5, 0.1), (2, 0.0), (2, -1.0)):
+        with pytest.raises(ValueError):
+            Latency(*bad)
+    with pytest.raises(AttributeError):
+        Latency(2, 0.1).block_frames = 3  # frozen
 
 
 def test_adapt_refuses_an_object_without_generate():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -19,11 +20,11 @@ def test_generator_exception_is_logged_once_and_generation_restarts_fresh(daemon
     assert log.count("injected test failure") == 1, log
     frames = [b["frame"] for b in blocks]
     restart = frames.index(0, 1)  # the context started again from frame 0 after the failure
-    assert restart == 5 and frames[restart + 1] == 5
+    assert restart == 5 and frames[restart + 1] == blocks[0]["frames"]
 
 
 def test_a_stalled_generator_fades_to_silence_and_back_without_clicks(daemon_factory, jackd, tmp_path):
-    d = daemon_factory(env={"JAMGEN_TEST_STALL_AT": "8:1.5"})
+    d = daemon_factory(env={"JAMGEN_TEST_STALL_AT": "20:1.5"})  # 1.5 s into playing (80 ms blocks)
     d.wait_for_blocks(2)
     rec = record(jackd, tmp_path / "stall.wav", 5.0)
     out, err = rec.communicate(timeout=60)
@@ -39,6 +40,10 @@ def test_a_stalled_generator_fades_to_silence_and_back_without_clicks(daemon_fac
     assert d.stop() == 0
     stop_line = [l for l in d.log().splitlines() if "stopping:" in l][-1]
     assert "underruns 1," in stop_line, stop_line
+    # The underrun grew the adaptive pre-buffer once (x1.5), and the block log says so.
+    assert re.search(r"pre-buffer \d+ -> \d+ ms \(underrun\)", d.log()), d.log()
+    before, stalled = d.blocks()[18:20]  # the 20th block is the one that stalled
+    assert stalled["prebuffer_ms"] >= 1.49 * before["prebuffer_ms"], (before, stalled)
 
 
 def test_a_server_at_the_wrong_rate_is_refused_clearly_until_a_48k_one_returns(daemon_factory, jackd):

@@ -10,6 +10,7 @@ import time
 from pythonosc.udp_client import SimpleUDPClient
 
 from tests.conftest import ROOT
+from tests.tone_generator import note_off_offset
 
 MIDI_MODEL = "python:tests.tone_generator:midi_factory"
 
@@ -28,18 +29,18 @@ def _events(proc: subprocess.Popen) -> list:
 
 def test_notes_are_sample_aligned_and_paired(daemon_factory, jackd):
     d = daemon_factory(model=MIDI_MODEL)
-    d.wait_for_blocks(3)
+    frames = d.wait_for_blocks(3)[0]["frames"]
     events = _events(_record(jackd, 3.0))
     ons = [(t, e) for t, e in events if e[0] == 0x90 and e[2] > 0]
     offs = [(t, e) for t, e in events if e[0] == 0x80]
     assert len(ons) >= 10
-    # One note per 200 ms block, exactly one block (9600 samples) apart: scheduling follows the
+    # One note per block, exactly one block (frames * 1920 samples) apart: scheduling follows the
     # audio stream sample by sample, whatever the JACK period (1024) is.
     gaps = {b[0] - a[0] for a, b in zip(ons, ons[1:])}
-    assert gaps == {9600}, gaps
+    assert gaps == {frames * 1920}, gaps
     for t_on, e_on in ons[:-1]:
         match = [t for t, e in offs if e[1] == e_on[1] and t > t_on]
-        assert match and match[0] - t_on == 9000
+        assert match and match[0] - t_on == note_off_offset(frames)
 
 
 def test_stop_and_pause_leave_no_stuck_notes(daemon_factory, jackd):

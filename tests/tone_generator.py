@@ -8,7 +8,8 @@ Fault injection for reliability tests, from the environment:
 - ``JAMGEN_TEST_FAIL_AT=N``: ``generate`` raises on its N-th call (once);
 - ``JAMGEN_TEST_STALL_AT=N:SECONDS``: ``generate`` sleeps on its N-th call.
 MIDI (``tests.tone_generator:midi_factory``): each block also yields one note, on at the block's
-start and off 187.5 ms later (so a transport change almost always lands mid-note), pitch 60 + block number mod 12, for the JACK MIDI output tests.
+start and off 15/16 of a block later (:func:`note_off_offset`; 187.5 ms in a 200 ms block, so a transport
+change almost always lands mid-note), pitch 60 + block number mod 12, for the JACK MIDI output tests.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def factory() -> ToneGenerator:
     return ToneGenerator()
 
 
+def note_off_offset(frames: int) -> int:
+    """Where in a block of ``frames`` frames the midi_factory's note ends (9000 in a 5-frame block)."""
+    return frames * FRAME_SAMPLES * 15 // 16
+
+
 class NoteToneGenerator(ToneGenerator):
     control_defaults = {"guidance": 1.5}  # as a model that documents its own default would
     makes_notes = True
@@ -78,7 +84,7 @@ class NoteToneGenerator(ToneGenerator):
     def generate(self, state: ToneState, controls: GenerationControls, frames: int):
         audio, new_state = super().generate(state, controls, frames)
         note = 60 + (state.frame // frames) % 12
-        self._events = [(0, bytes((0x90, note, 100))), (9000, bytes((0x80, note, 0)))]
+        self._events = [(0, bytes((0x90, note, 100))), (note_off_offset(frames), bytes((0x80, note, 0)))]
         return audio, new_state
 
     def drain_midi(self) -> list[tuple[int, bytes]]:

@@ -10,7 +10,8 @@ fixed dtype, so changing a control never recompiles. The state is a plain pytree
 
 Prompts: ``controls.prompts`` are texts; a text ``audio:<name>`` refers to a vector registered
 with :meth:`add_audio_prompt`. Call :meth:`warmup` before the first real block to move the
-compilation (and the MiniLM load) out of the audio path.
+compilation (and the MiniLM load) out of the audio path: the hot path compiles once per block size,
+so it compiles every block size of the model's latency settings.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from generator.audio import checkpoint
 from generator.core.checkpoint import key_of
 from generator.audio.codec import Codec, as_batch
 from generator.audio.config import PRESETS, SystemConfig, preset
-from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator
+from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator, Latency
 from generator.core.prompts import PromptBank
 from generator.audio.lm import Depthformer
 from generator.audio.style import StyleModel, clips_of, to_mono_16k
@@ -39,6 +40,20 @@ from generator.core.runtime import enable_compile_cache
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
+
+# The CPU-sized models (tiny, test, and checkpoints trained from them). Measured with the shipped tiny
+# on the 2-core dev VM (``generate`` after warm-up, 200-400 blocks each): one frame per call takes
+# p50 2.6 / p99 3.8 / max 7 ms idle and p50 5.5 / p99 14-28 / max 37 ms with both cores busy; two
+# frames p50 4.3 / p99 5.5 ms idle, p99 31 / max 52 ms busy; five frames p99 13 ms idle, 83 / max 124
+# ms busy. So "low" plays 1-frame (40 ms) blocks with 120 ms ahead: about 3x the loaded p99 of a block
+# plus a 1024-frame JACK period of margin (idle, 30x the p99). A control is then heard within about
+# 40 + 120 ms + the JACK period (the issue's goal: p99 <= 250 ms); the daemon's adaptive pre-buffer
+# grows when a machine is busier than that. "safe" is the 200 ms blocks and 0.3 s it always had.
+CPU_LATENCY = {"low": Latency(1, 0.12), "safe": Latency(5, 0.3)}
+# The Magenta RT 2 shapes (mrt2_small, mrt2_base: random weights, GPU benchmarks) are not measured
+# here (no GPU; on 2 CPU cores they are far slower than real time): 2-frame blocks with room for a
+# block of up to ~80 ms (real time on a GPU means under 40 ms a frame), and the old values as "safe".
+GPU_LATENCY = {"low": Latency(2, 0.2), "safe": Latency(5, 0.3)}
 
 
 class System(Generator):
@@ -60,6 +75,7 @@ class System(Generator):
         self._graph, self._params = nnx.split((self.codec, self.lm))
         self._style_graph, self._style_params = nnx.split(self.style)
         self._gen = jax.jit(self._generate_fn, static_argnames=("frames",), donate_argnums=(1,))
+        self.latency = GPU_LATENCY if config.name.startswith("mrt2") else CPU_LATENCY
         self.bank = self.new_prompt_bank()
 
     # ---- hot path ------------------------------------------------------------------------
@@ -112,16 +128,18 @@ class System(Generator):
         """Number of compiled variants of the hot path (for no-recompile checks)."""
         return self._gen._cache_size()
 
-    def warmup(self, frames: int = 5, prompt: str = "warm up"):
-        """Compile the hot path for ``frames``-frame blocks and load + compile the text tower
-        for every prompt-length bucket, so no later call compiles (persistently cached)."""
+    def warmup(self, frames: int | None = None, prompt: str = "warm up"):
+        """Compile the hot path for ``frames``-frame blocks (default: every block size of the latency
+        settings, so the daemon compiles nothing whichever it runs at) and load + compile the text
+        tower for every prompt-length bucket, so no later call compiles (persistently cached)."""
         self.embed_style(prompt)
         for n in self.text_encoder.BUCKETS[1:]:
             self._embed_texts([" ".join(["music"] * (n - 4))])
-        state = self.init_state(0)
         controls = GenerationControls(prompts=((prompt, 1.0),))
-        audio, _ = self.generate(state, controls, frames)
-        assert audio.shape == (frames * FRAME_SAMPLES, CHANNELS)
+        sizes = [frames] if frames else sorted({s.block_frames for s in self.latency.values()})
+        for n in sizes:
+            audio, _ = self.generate(self.init_state(0), controls, n)
+            assert audio.shape == (n * FRAME_SAMPLES, CHANNELS)
 
     # ---- style ---------------------------------------------------------------------------
     def new_prompt_bank(self) -> PromptBank:

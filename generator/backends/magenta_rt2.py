@@ -47,7 +47,7 @@ import numpy as np
 
 from generator.backends import magenta_assets as assets
 from generator.core.contract import (CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator,
-                                     normalise_prompts)
+                                     Latency, normalise_prompts)
 
 try:
     import magenta_rt  # noqa: F401  (puts the vendored sequence_layers on sys.path)
@@ -173,6 +173,14 @@ class MagentaRT2Generator(Generator):
       style_levels: how many of the 12 MusicCoCa levels to feed (12 in the Python path, 6 in
         the official C++ apps); the rest are masked.
     """
+
+    # One compiled step per frame, so any block size costs the same per frame and compiles nothing new.
+    # Not measured on a GPU here (the dev VM has none; on its 2 CPU cores one frame of the test shape,
+    # full-size SpectroStream included, takes p50 125 / p99 170-220 ms, 3x slower than real time, which
+    # is why load() refuses the CPU). Real time on a GPU means under 40 ms a frame: "low" plays 2-frame
+    # blocks with 200 ms ahead (room for a block of ~80 ms plus two JACK periods; the daemon's adaptive
+    # pre-buffer grows if that is not enough); "safe" is the 200 ms blocks and 0.3 s it always had.
+    latency = {"low": Latency(2, 0.2), "safe": Latency(5, 0.3)}
 
     def __init__(self, model, params, style_model, *, name: str = "mrt2", use_mapper: bool = False,
                  style_levels: int = 12):

@@ -6,7 +6,7 @@ the live controls arrives as one immutable :class:`GenerationControls` per call,
 never reads shared mutable state.
 
 Why a base class and not a Protocol: a generator's optional features (a warm-up, documented start-up
-controls, a preferred pre-buffer, MIDI notes) are declared here with neutral defaults, so the daemon
+controls, the latency settings it runs safely at, MIDI notes) are declared here with neutral defaults, so the daemon
 reads them as plain attributes and never probes with ``getattr``; a wrapper (a remote generator, a
 recorder of a generator, a test double) overrides exactly what it changes. Objects written against
 the older duck-typed contract are wrapped by :func:`adapt`, the one place that probes.
@@ -27,7 +27,6 @@ SAMPLE_RATE = 48_000
 FRAME_RATE = 25
 FRAME_SAMPLES = SAMPLE_RATE // FRAME_RATE  # 1920
 CHANNELS = 2
-DEFAULT_PREBUFFER_SECONDS = 0.3
 
 
 def normalise_prompts(prompts) -> tuple[tuple[str, float], ...]:
@@ -100,6 +99,40 @@ class GenerationControls:
         return cls(**kwargs)
 
 
+@dataclasses.dataclass(frozen=True)
+class Latency:
+    """One way to run a model live: how much is generated per call and how much is kept ahead.
+
+    What a listener waits for after moving a control is about one block (the change is read when
+    the next block starts), plus the pre-buffer (audio already generated under the old values),
+    plus a JACK period. Smaller is quicker to answer but leaves less room for a slow block.
+
+    Attributes:
+      block_frames: frames (40 ms each) per ``generate`` call.
+      prebuffer_seconds: audio the daemon keeps generated ahead of playback; the daemon's adaptive
+        pre-buffer starts here and never goes below it.
+    """
+
+    block_frames: int
+    prebuffer_seconds: float
+
+    def __post_init__(self):
+        if int(self.block_frames) != self.block_frames or self.block_frames < 1:
+            raise ValueError(f"block_frames must be a whole number >= 1, not {self.block_frames!r}")
+        if not self.prebuffer_seconds > 0:
+            raise ValueError(f"prebuffer_seconds must be positive, not {self.prebuffer_seconds!r}")
+        object.__setattr__(self, "block_frames", int(self.block_frames))
+        object.__setattr__(self, "prebuffer_seconds", float(self.prebuffer_seconds))
+
+
+# The settings every generator offers unless it declares its own (``jamgen run --latency NAME``).
+LATENCY_SETTINGS = ("low", "safe")
+# low: 80 ms blocks and 150 ms ahead (the deterministic tone test generator plays these with 0
+# underruns on a loaded 2-core machine; a model's own measurement should replace them);
+# safe: what the daemon used before there was a choice (200 ms blocks, 300 ms ahead).
+DEFAULT_LATENCY: Mapping[str, Latency] = {"low": Latency(2, 0.15), "safe": Latency(5, 0.3)}
+
+
 MidiEvent = tuple[int, bytes]  # (sample offset within the last block, raw MIDI message)
 
 
@@ -117,8 +150,10 @@ class Generator(abc.ABC):
     # Start-up values for controls where the model documents its own (e.g. {"guidance": 1.25});
     # --set and mapping files still win.
     control_defaults: Mapping[str, Any] = {}
-    # How much audio the daemon keeps ahead of playback unless --prebuffer says otherwise.
-    prebuffer_seconds: float = DEFAULT_PREBUFFER_SECONDS
+    # The settings the daemon can run this model at (``jamgen run --latency low|safe``): "low" (the
+    # default: the smallest block and pre-buffer measured safe on a 2-core CPU) and "safe" (headroom
+    # for a loaded machine). --block-frames and --prebuffer still override each part.
+    latency: Mapping[str, Latency] = DEFAULT_LATENCY
     # True when drain_midi() returns the notes of each block (sent on <client>:midi_out).
     makes_notes: bool = False
 
@@ -152,7 +187,7 @@ class _Adapted(Generator):
     def __init__(self, inner: Any):
         self.inner = inner
         self.control_defaults = dict(getattr(inner, "control_defaults", {}) or {})
-        self.prebuffer_seconds = float(getattr(inner, "prebuffer_seconds", DEFAULT_PREBUFFER_SECONDS))
+        self.latency = _latency_of(inner)
         self._warmup = getattr(inner, "warmup", None)
         self._drain = getattr(inner, "drain_midi", None)
         self.makes_notes = callable(self._drain)
@@ -177,6 +212,18 @@ class _Adapted(Generator):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+def _latency_of(inner: Any) -> Mapping[str, Latency]:
+    """A duck's ``latency`` (settings or ``(block_frames, prebuffer_seconds)`` pairs); an old-style
+    ``prebuffer_seconds`` alone becomes that pre-buffer with the old 5-frame blocks in every setting."""
+    declared = getattr(inner, "latency", None)
+    if declared:
+        return {name: value if isinstance(value, Latency) else Latency(*value) for name, value in declared.items()}
+    old = getattr(inner, "prebuffer_seconds", None)
+    if old is not None:
+        return {name: Latency(5, float(old)) for name in LATENCY_SETTINGS}
+    return DEFAULT_LATENCY
 
 
 def adapt(obj: Any) -> Generator:

@@ -1,0 +1,110 @@
+"""The adaptive pre-buffer: how much generated audio the daemon keeps ahead of playback, right now.
+
+Why adaptive: the pre-buffer is most of what a listener waits for after moving a knob, so it should be
+as small as the machine allows; but how much the machine allows changes while it runs (another job
+starts, a prompt makes the model slower). The daemon therefore starts at the model's setting (see
+``generator.core.contract.Latency``), which is a floor, grows the pre-buffer at once (x1.5, up to a
+cap) when an underrun came near, and gives it back slowly (10 % after 30 s without a near miss) so
+one slow moment does not cost latency for the rest of the session.
+
+A near miss is either of:
+
+- a block arrived with less audio still buffered than the danger level: one block plus two JACK
+  periods (a block as slow again would have run dry), but never more than half the pre-buffer plus
+  one period, so a pre-buffer chosen below one block plus two periods is not a near miss on every
+  block;
+- the JACK callback counted an underrun.
+
+As a block is requested as soon as less than the pre-buffer is left, and JACK takes a period at a time,
+a block arrives with at least the pre-buffer less one period and the block's compute time; so the
+pre-buffer settles at no less than about four JACK periods plus twice the block time, whatever floor
+was asked for.
+
+Threads: the generation thread (``bridge.engine``) owns an :class:`AdaptivePrebuffer` and is the only
+one that calls its methods; the JACK process callback (``bridge.jack_io``) reads :attr:`frames`, a
+plain int attribute replaced whole (atomic under the GIL), so both always use the same current value
+and the real-time thread never calls, allocates or locks. Pure Python, no JACK: tested on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from generator.core.contract import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+GROW = 1.5  # a near miss multiplies the pre-buffer by this (at once)
+SHRINK = 0.9  # each calm period takes 10 % off, down to the floor
+CALM_SECONDS = 30.0  # how long without a near miss before shrinking a step
+MIN_CAP_SECONDS = 1.0  # the cap is at least this, and at least twice the "safe" setting's pre-buffer
+
+
+def cap_seconds(safe_prebuffer_seconds: float, floor_seconds: float) -> float:
+    """The largest pre-buffer the daemon grows to: max(1 s, 2x the safe setting's, the floor)."""
+    return max(MIN_CAP_SECONDS, 2.0 * safe_prebuffer_seconds, floor_seconds)
+
+
+class AdaptivePrebuffer:
+    """The current pre-buffer in audio frames (samples per channel), between a floor and a cap.
+
+    Args:
+      floor_seconds: where it starts and what it never goes below (the latency setting's, or --prebuffer).
+      cap_seconds: what it never grows past (size the ring buffer for this).
+      clock: monotonic seconds (tests pass a fake one).
+
+    Attributes:
+      frames: the current pre-buffer; read by the JACK callback, replaced whole by :meth:`near_miss`
+        and :meth:`calm`.
+      floor, cap: the bounds, in frames.
+      near_misses: how many near misses grew (or tried to grow) it so far.
+    """
+
+    def __init__(self, floor_seconds: float, cap_seconds: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.floor = max(1, int(round(floor_seconds * SAMPLE_RATE)))
+        self.cap = max(self.floor, int(round(cap_seconds * SAMPLE_RATE)))
+        self.frames = self.floor
+        self.near_misses = 0
+        self._clock = clock
+        self._calm_since = clock()
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / SAMPLE_RATE
+
+    def danger_frames(self, block_samples: int, period: int | None) -> int:
+        """Buffered audio below which a block's arrival is a near miss (see the module docstring)."""
+        period = period or 0
+        return min(block_samples + 2 * period, self.frames // 2 + period)
+
+    def check_arrival(self, buffered: int, block_samples: int, period: int | None) -> bool:
+        """A block is about to be written with ``buffered`` frames still queued: grow when that is a
+        near miss, else maybe shrink. Returns True on a near miss."""
+        if buffered < self.danger_frames(block_samples, period):
+            self.near_miss(f"a block arrived with {1000 * buffered / SAMPLE_RATE:.0f} ms left")
+            return True
+        self.calm()
+        return False
+
+    def near_miss(self, why: str) -> None:
+        """Grow at once (x1.5, capped) and restart the calm period."""
+        self.near_misses += 1
+        self._calm_since = self._clock()
+        grown = min(self.cap, int(self.frames * GROW))
+        if grown > self.frames:
+            log.info("pre-buffer %d -> %d ms (%s)", self.frames * 1000 // SAMPLE_RATE,
+                     grown * 1000 // SAMPLE_RATE, why)
+            self.frames = grown
+
+    def calm(self) -> None:
+        """No near miss now: after :data:`CALM_SECONDS` of that, shrink a step toward the floor."""
+        now = self._clock()
+        if self.frames > self.floor and now - self._calm_since >= CALM_SECONDS:
+            self._calm_since = now
+            shrunk = max(self.floor, int(self.frames * SHRINK))
+            log.info("pre-buffer %d -> %d ms (calm for %.0f s)", self.frames * 1000 // SAMPLE_RATE,
+                      shrunk * 1000 // SAMPLE_RATE, CALM_SECONDS)
+            self.frames = shrunk

@@ -1,0 +1,59 @@
+"""The adaptive pre-buffer's rule, on a fake clock: grow at once on a near miss, shrink slowly, stay in bounds."""
+
+from __future__ import annotations
+
+from bridge.prebuffer import AdaptivePrebuffer, cap_seconds
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_grows_at_once_up_to_the_cap_and_shrinks_slowly_to_the_floor():
+    clock = Clock()
+    p = AdaptivePrebuffer(0.15, 0.5, clock)
+    assert p.frames == p.floor == 7200 and p.cap == 24000
+    p.near_miss("test")
+    assert p.frames == 10800  # x1.5
+    for _ in range(5):
+        p.near_miss("test")
+    assert p.frames == p.cap == 24000 and p.near_misses == 6
+    clock.now += 29.9
+    p.calm()
+    assert p.frames == 24000  # not calm for long enough yet
+    clock.now += 0.2
+    p.calm()
+    assert p.frames == 21600  # 10 % off after 30 s
+    p.calm()
+    assert p.frames == 21600  # the next step needs another 30 s
+    for _ in range(40):
+        clock.now += 30.0
+        p.calm()
+    assert p.frames == p.floor  # never below the floor
+    p.near_miss("test")
+    clock.now += 29.0
+    p.calm()
+    assert p.frames == 10800  # a near miss restarts the calm period
+
+
+def test_a_block_arriving_below_the_danger_level_is_a_near_miss():
+    p = AdaptivePrebuffer(0.15, 1.0, Clock())
+    block, period = 2 * 1920, 1024
+    # one block + two periods (5888), but at most half the pre-buffer + a period (4624)
+    assert p.danger_frames(block, period) == 4624
+    assert p.danger_frames(5 * 1920, period) == 4624
+    assert AdaptivePrebuffer(0.3, 1.0).danger_frames(1920, 256) == 1920 + 512
+    assert not p.check_arrival(4624, block, period) and p.frames == 7200
+    assert p.check_arrival(4623, block, period) and p.frames == 10800
+    # not connected (no period): a block arriving with nothing left is still a near miss
+    assert p.check_arrival(0, block, None)
+
+
+def test_the_cap_is_at_least_a_second_and_twice_the_safe_setting():
+    assert cap_seconds(0.3, 0.15) == 1.0
+    assert cap_seconds(0.8, 0.3) == 1.6
+    assert cap_seconds(0.3, 2.0) == 2.0  # an explicit --prebuffer above the cap is its own cap
