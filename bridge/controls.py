@@ -135,6 +135,8 @@ def _build_registry() -> dict[str, Control]:
                 doc="random seed of a fresh context (used at the next reset/stop)"),
         Control("bpm", FLOAT, 0.0, 0.0, 300.0, unit="BPM",
                 doc="tempo of models on a beat grid (groove); 0 = the tempo the prompt asks for"),
+        Control("repeat", FLOAT, 0.5, 0.0, 1.0,
+                doc="chance that a bar repeats an earlier one (groove): 0 = always new, 1 = a loop"),
         Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", group=OUTPUT, doc="output gain"),
         Control("mute", BOOL, False, 0, 1, group=OUTPUT, doc="mute the output (generation continues)"),
         Control("play", TRIGGER, group=TRANSPORT, doc="start or resume playing"),

@@ -1521,7 +1521,7 @@
       640.0,
       22.0
      ],
-     "text": "volume_db -60..12 dB: output gain"
+     "text": "repeat 0..1: chance that a bar repeats an earlier one (groove): 0 = always new, 1 = a loop"
     }
    },
    {
@@ -1540,8 +1540,8 @@
       "",
       "bang"
      ],
-     "minimum": -60.0,
-     "maximum": 12.0
+     "minimum": 0.0,
+     "maximum": 1.0
     }
    },
    {
@@ -1559,7 +1559,7 @@
      "outlettype": [
       ""
      ],
-     "text": "/jamgen/volume $1"
+     "text": "/jamgen/repeat $1"
     }
    },
    {
@@ -1574,24 +1574,27 @@
       640.0,
       22.0
      ],
-     "text": "mute: mute the output (generation continues)"
+     "text": "volume_db -60..12 dB: output gain"
     }
    },
    {
     "box": {
      "id": "obj-87",
-     "maxclass": "toggle",
+     "maxclass": "flonum",
      "numinlets": 1,
-     "numoutlets": 1,
+     "numoutlets": 2,
      "patching_rect": [
       15.0,
       612.0,
-      22.0,
+      70.0,
       22.0
      ],
      "outlettype": [
-      "int"
-     ]
+      "",
+      "bang"
+     ],
+     "minimum": -60.0,
+     "maximum": 12.0
     }
    },
    {
@@ -1609,12 +1612,62 @@
      "outlettype": [
       ""
      ],
-     "text": "/jamgen/mute $1"
+     "text": "/jamgen/volume $1"
     }
    },
    {
     "box": {
      "id": "obj-89",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      15.0,
+      640.0,
+      640.0,
+      22.0
+     ],
+     "text": "mute: mute the output (generation continues)"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-90",
+     "maxclass": "toggle",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      15.0,
+      662.0,
+      22.0,
+      22.0
+     ],
+     "outlettype": [
+      "int"
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-91",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      100.0,
+      662.0,
+      180.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "/jamgen/mute $1"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-92",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1632,7 +1685,7 @@
    },
    {
     "box": {
-     "id": "obj-90",
+     "id": "obj-93",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1650,7 +1703,7 @@
    },
    {
     "box": {
-     "id": "obj-91",
+     "id": "obj-94",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1668,7 +1721,7 @@
    },
    {
     "box": {
-     "id": "obj-92",
+     "id": "obj-95",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1686,7 +1739,7 @@
    },
    {
     "box": {
-     "id": "obj-93",
+     "id": "obj-96",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
@@ -1704,7 +1757,7 @@
    },
    {
     "box": {
-     "id": "obj-94",
+     "id": "obj-97",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1722,7 +1775,7 @@
    },
    {
     "box": {
-     "id": "obj-95",
+     "id": "obj-98",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1740,7 +1793,7 @@
    },
    {
     "box": {
-     "id": "obj-96",
+     "id": "obj-99",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1755,7 +1808,7 @@
    },
    {
     "box": {
-     "id": "obj-97",
+     "id": "obj-100",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1773,7 +1826,7 @@
    },
    {
     "box": {
-     "id": "obj-98",
+     "id": "obj-101",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1788,7 +1841,7 @@
    },
    {
     "box": {
-     "id": "obj-99",
+     "id": "obj-102",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1806,7 +1859,7 @@
    },
    {
     "box": {
-     "id": "obj-100",
+     "id": "obj-103",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1821,7 +1874,7 @@
    },
    {
     "box": {
-     "id": "obj-101",
+     "id": "obj-104",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1839,10 +1892,10 @@
    },
    {
     "box": {
-     "id": "obj-102",
+     "id": "obj-105",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 27,
+     "numoutlets": 28,
      "patching_rect": [
       700.0,
       430.0,
@@ -1876,63 +1929,10 @@
       "",
       "",
       "",
+      "",
       ""
      ],
-     "text": "route /jamgen/prompt/0/weight /jamgen/prompt/0/text /jamgen/prompt/1/weight /jamgen/prompt/1/text /jamgen/prompt/2/weight /jamgen/prompt/2/text /jamgen/prompt/3/weight /jamgen/prompt/3/text /jamgen/prompt/4/weight /jamgen/prompt/4/text /jamgen/prompt/5/weight /jamgen/prompt/5/text /jamgen/prompt/6/weight /jamgen/prompt/6/text /jamgen/prompt/7/weight /jamgen/prompt/7/text /jamgen/guidance /jamgen/temperature /jamgen/top_k /jamgen/seed /jamgen/bpm /jamgen/volume /jamgen/mute /jamgen/transport /jamgen/sounding/prompts /jamgen/sounding/frame"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-103",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1100.0,
-      80.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-104",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1190.0,
-      80.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-105",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1280.0,
-      80.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
+     "text": "route /jamgen/prompt/0/weight /jamgen/prompt/0/text /jamgen/prompt/1/weight /jamgen/prompt/1/text /jamgen/prompt/2/weight /jamgen/prompt/2/text /jamgen/prompt/3/weight /jamgen/prompt/3/text /jamgen/prompt/4/weight /jamgen/prompt/4/text /jamgen/prompt/5/weight /jamgen/prompt/5/text /jamgen/prompt/6/weight /jamgen/prompt/6/text /jamgen/prompt/7/weight /jamgen/prompt/7/text /jamgen/guidance /jamgen/temperature /jamgen/top_k /jamgen/seed /jamgen/bpm /jamgen/repeat /jamgen/volume /jamgen/mute /jamgen/transport /jamgen/sounding/prompts /jamgen/sounding/frame"
     }
    },
    {
@@ -1943,7 +1943,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      105.0,
+      80.0,
       80.0,
       22.0
      ],
@@ -1961,7 +1961,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      105.0,
+      80.0,
       80.0,
       22.0
      ],
@@ -1979,7 +1979,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      105.0,
+      80.0,
       80.0,
       22.0
      ],
@@ -1997,7 +1997,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      130.0,
+      105.0,
       80.0,
       22.0
      ],
@@ -2015,7 +2015,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      130.0,
+      105.0,
       80.0,
       22.0
      ],
@@ -2033,7 +2033,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      130.0,
+      105.0,
       80.0,
       22.0
      ],
@@ -2051,7 +2051,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      155.0,
+      130.0,
       80.0,
       22.0
      ],
@@ -2069,7 +2069,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      155.0,
+      130.0,
       80.0,
       22.0
      ],
@@ -2087,7 +2087,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      155.0,
+      130.0,
       80.0,
       22.0
      ],
@@ -2105,7 +2105,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      180.0,
+      155.0,
       80.0,
       22.0
      ],
@@ -2123,7 +2123,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      180.0,
+      155.0,
       80.0,
       22.0
      ],
@@ -2141,7 +2141,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      180.0,
+      155.0,
       80.0,
       22.0
      ],
@@ -2159,7 +2159,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      205.0,
+      180.0,
       80.0,
       22.0
      ],
@@ -2177,7 +2177,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      205.0,
+      180.0,
       80.0,
       22.0
      ],
@@ -2195,7 +2195,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      205.0,
+      180.0,
       80.0,
       22.0
      ],
@@ -2213,7 +2213,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      230.0,
+      205.0,
       80.0,
       22.0
      ],
@@ -2231,7 +2231,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      230.0,
+      205.0,
       80.0,
       22.0
      ],
@@ -2249,7 +2249,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      230.0,
+      205.0,
       80.0,
       22.0
      ],
@@ -2267,7 +2267,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      255.0,
+      230.0,
       80.0,
       22.0
      ],
@@ -2285,7 +2285,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
-      255.0,
+      230.0,
       80.0,
       22.0
      ],
@@ -2303,7 +2303,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
-      255.0,
+      230.0,
       80.0,
       22.0
      ],
@@ -2321,7 +2321,7 @@
      "numoutlets": 1,
      "patching_rect": [
       1100.0,
-      280.0,
+      255.0,
       80.0,
       22.0
      ],
@@ -2339,6 +2339,78 @@
      "numoutlets": 1,
      "patching_rect": [
       1190.0,
+      255.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-129",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1280.0,
+      255.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-130",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1100.0,
+      280.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-131",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1190.0,
+      280.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-132",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1280.0,
       280.0,
       80.0,
       22.0
@@ -3098,23 +3170,11 @@
    {
     "patchline": {
      "source": [
-      "obj-89",
-      0
-     ],
-     "destination": [
-      "obj-2",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "obj-90",
       0
      ],
      "destination": [
-      "obj-2",
+      "obj-91",
       0
      ]
     }
@@ -3150,7 +3210,7 @@
       0
      ],
      "destination": [
-      "obj-94",
+      "obj-2",
       0
      ]
     }
@@ -3182,583 +3242,7 @@
    {
     "patchline": {
      "source": [
-      "obj-3",
-      0
-     ],
-     "destination": [
-      "obj-102",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      0
-     ],
-     "destination": [
-      "obj-103",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-103",
-      0
-     ],
-     "destination": [
-      "obj-8",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      1
-     ],
-     "destination": [
-      "obj-104",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-104",
-      0
-     ],
-     "destination": [
-      "obj-11",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      2
-     ],
-     "destination": [
-      "obj-105",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      0
-     ],
-     "destination": [
-      "obj-16",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      3
-     ],
-     "destination": [
-      "obj-106",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-106",
-      0
-     ],
-     "destination": [
-      "obj-19",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      4
-     ],
-     "destination": [
-      "obj-107",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-107",
-      0
-     ],
-     "destination": [
-      "obj-24",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      5
-     ],
-     "destination": [
-      "obj-108",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-108",
-      0
-     ],
-     "destination": [
-      "obj-27",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      6
-     ],
-     "destination": [
-      "obj-109",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-109",
-      0
-     ],
-     "destination": [
-      "obj-32",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      7
-     ],
-     "destination": [
-      "obj-110",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-110",
-      0
-     ],
-     "destination": [
-      "obj-35",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      8
-     ],
-     "destination": [
-      "obj-111",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-111",
-      0
-     ],
-     "destination": [
-      "obj-40",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      9
-     ],
-     "destination": [
-      "obj-112",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-112",
-      0
-     ],
-     "destination": [
-      "obj-43",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      10
-     ],
-     "destination": [
-      "obj-113",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-113",
-      0
-     ],
-     "destination": [
-      "obj-48",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      11
-     ],
-     "destination": [
-      "obj-114",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-114",
-      0
-     ],
-     "destination": [
-      "obj-51",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      12
-     ],
-     "destination": [
-      "obj-115",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-115",
-      0
-     ],
-     "destination": [
-      "obj-56",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      13
-     ],
-     "destination": [
-      "obj-116",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-116",
-      0
-     ],
-     "destination": [
-      "obj-59",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      14
-     ],
-     "destination": [
-      "obj-117",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-117",
-      0
-     ],
-     "destination": [
-      "obj-64",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      15
-     ],
-     "destination": [
-      "obj-118",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-118",
-      0
-     ],
-     "destination": [
-      "obj-67",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      16
-     ],
-     "destination": [
-      "obj-119",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-119",
-      0
-     ],
-     "destination": [
-      "obj-69",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      17
-     ],
-     "destination": [
-      "obj-120",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-120",
-      0
-     ],
-     "destination": [
-      "obj-72",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      18
-     ],
-     "destination": [
-      "obj-121",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-121",
-      0
-     ],
-     "destination": [
-      "obj-75",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      19
-     ],
-     "destination": [
-      "obj-122",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-122",
-      0
-     ],
-     "destination": [
-      "obj-78",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      20
-     ],
-     "destination": [
-      "obj-123",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-123",
-      0
-     ],
-     "destination": [
-      "obj-81",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      21
-     ],
-     "destination": [
-      "obj-124",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-124",
-      0
-     ],
-     "destination": [
-      "obj-84",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      22
-     ],
-     "destination": [
-      "obj-125",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-125",
-      0
-     ],
-     "destination": [
-      "obj-87",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-102",
-      23
-     ],
-     "destination": [
-      "obj-126",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-126",
+      "obj-96",
       0
      ],
      "destination": [
@@ -3770,11 +3254,623 @@
    {
     "patchline": {
      "source": [
-      "obj-102",
+      "obj-97",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-98",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-3",
+      0
+     ],
+     "destination": [
+      "obj-105",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      0
+     ],
+     "destination": [
+      "obj-106",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-106",
+      0
+     ],
+     "destination": [
+      "obj-8",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      1
+     ],
+     "destination": [
+      "obj-107",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-107",
+      0
+     ],
+     "destination": [
+      "obj-11",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      2
+     ],
+     "destination": [
+      "obj-108",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-108",
+      0
+     ],
+     "destination": [
+      "obj-16",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      3
+     ],
+     "destination": [
+      "obj-109",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-109",
+      0
+     ],
+     "destination": [
+      "obj-19",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      4
+     ],
+     "destination": [
+      "obj-110",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      0
+     ],
+     "destination": [
+      "obj-24",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      5
+     ],
+     "destination": [
+      "obj-111",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-111",
+      0
+     ],
+     "destination": [
+      "obj-27",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      6
+     ],
+     "destination": [
+      "obj-112",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-112",
+      0
+     ],
+     "destination": [
+      "obj-32",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      7
+     ],
+     "destination": [
+      "obj-113",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-113",
+      0
+     ],
+     "destination": [
+      "obj-35",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      8
+     ],
+     "destination": [
+      "obj-114",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-114",
+      0
+     ],
+     "destination": [
+      "obj-40",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      9
+     ],
+     "destination": [
+      "obj-115",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-115",
+      0
+     ],
+     "destination": [
+      "obj-43",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      10
+     ],
+     "destination": [
+      "obj-116",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-116",
+      0
+     ],
+     "destination": [
+      "obj-48",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      11
+     ],
+     "destination": [
+      "obj-117",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-117",
+      0
+     ],
+     "destination": [
+      "obj-51",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      12
+     ],
+     "destination": [
+      "obj-118",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-118",
+      0
+     ],
+     "destination": [
+      "obj-56",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      13
+     ],
+     "destination": [
+      "obj-119",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-119",
+      0
+     ],
+     "destination": [
+      "obj-59",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      14
+     ],
+     "destination": [
+      "obj-120",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-120",
+      0
+     ],
+     "destination": [
+      "obj-64",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      15
+     ],
+     "destination": [
+      "obj-121",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-121",
+      0
+     ],
+     "destination": [
+      "obj-67",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      16
+     ],
+     "destination": [
+      "obj-122",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-122",
+      0
+     ],
+     "destination": [
+      "obj-69",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      17
+     ],
+     "destination": [
+      "obj-123",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-123",
+      0
+     ],
+     "destination": [
+      "obj-72",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      18
+     ],
+     "destination": [
+      "obj-124",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-124",
+      0
+     ],
+     "destination": [
+      "obj-75",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      19
+     ],
+     "destination": [
+      "obj-125",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-125",
+      0
+     ],
+     "destination": [
+      "obj-78",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      20
+     ],
+     "destination": [
+      "obj-126",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-126",
+      0
+     ],
+     "destination": [
+      "obj-81",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      21
+     ],
+     "destination": [
+      "obj-127",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-127",
+      0
+     ],
+     "destination": [
+      "obj-84",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      22
+     ],
+     "destination": [
+      "obj-128",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-128",
+      0
+     ],
+     "destination": [
+      "obj-87",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      23
+     ],
+     "destination": [
+      "obj-129",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-129",
+      0
+     ],
+     "destination": [
+      "obj-90",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
       24
      ],
      "destination": [
-      "obj-127",
+      "obj-130",
       0
      ]
     }
@@ -3782,11 +3878,11 @@
    {
     "patchline": {
      "source": [
-      "obj-127",
+      "obj-130",
       0
      ],
      "destination": [
-      "obj-99",
+      "obj-100",
       0
      ]
     }
@@ -3794,11 +3890,11 @@
    {
     "patchline": {
      "source": [
-      "obj-102",
+      "obj-105",
       25
      ],
      "destination": [
-      "obj-128",
+      "obj-131",
       0
      ]
     }
@@ -3806,11 +3902,35 @@
    {
     "patchline": {
      "source": [
-      "obj-128",
+      "obj-131",
       0
      ],
      "destination": [
-      "obj-101",
+      "obj-102",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-105",
+      26
+     ],
+     "destination": [
+      "obj-132",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-132",
+      0
+     ],
+     "destination": [
+      "obj-104",
       0
      ]
     }

@@ -153,7 +153,7 @@ def test_generation_controls_round_trip_through_plain_data():
                                   top_k=12, seed=42)
     data = controls.as_dict()
     assert data == {"prompts": [["jazz", 0.5], ["rock", 0.5]], "guidance": 1.5, "temperature": 0.9,
-                    "top_k": 12, "seed": 42, "bpm": 0.0}
+                    "top_k": 12, "seed": 42, "bpm": 0.0, "repeat": 0.5}
     assert GenerationControls.from_dict(data) == controls
     assert GenerationControls.from_dict({}) == GenerationControls()  # missing keys take the defaults
 

@@ -3,6 +3,8 @@ stream then plays that bar's tokens again, and a rewind forgets what it takes ba
 
 from __future__ import annotations
 
+import dataclasses
+
 import generator
 from generator.core.contract import GenerationControls
 from generator.groove import tokens as G
@@ -18,12 +20,12 @@ def _feed(form, tokens, start=0):
 
 
 def test_the_rule_repeats_within_four_bar_phrases():
-    form = Form(repeat=1.0)
+    form = Form()
     i = 0
     sources = []
     for bar in range(9):
         i = _feed(form, [G.BAR], i)
-        sources.append(form.choose())
+        sources.append(form.choose(1.0))
         i = _feed(form, [G.TS0] + [NOTE[0] + bar, *NOTE[1:]], i)  # each bar its own position: bars differ
     # bar 0: nothing before; bar 1 repeats bar 0; bar 2 repeats bar 0; bar 3 is new; bar 4 repeats bar 0 ...
     assert sources[0] is None and sources[3] is None and sources[7] is None
@@ -32,15 +34,15 @@ def test_the_rule_repeats_within_four_bar_phrases():
     assert sources[4] == [G.TS0, G.POS0 + 0, *NOTE[1:]]
     assert sources[5] == [G.TS0, G.POS0 + 4, *NOTE[1:]]
     assert sources[6] == [G.TS0, G.POS0 + 4, *NOTE[1:]]
-    assert Form(repeat=0.0).choose() is None
+    assert Form().choose(0.0) is None
 
 
 def test_an_empty_bar_is_never_repeated_and_truncate_forgets_what_was_taken_back():
-    form = Form(repeat=1.0)
+    form = Form()
     i = _feed(form, [G.BAR, G.TS0])
     i = _feed(form, [G.BAR], i)
-    assert form.choose() is None  # the source bar has no notes
-    form = Form(repeat=1.0)
+    assert form.choose(1.0) is None  # the source bar has no notes
+    form = Form()
     i = _feed(form, [G.BAR, G.TS0, *NOTE, G.BAR, G.TS0])
     form.truncate(6)  # take back from the bar's last token (its DUR, index 6) on
     assert form.count == 1 and form.bars[-1][1] == [G.TS0, *NOTE[:4]]
@@ -50,9 +52,8 @@ def test_an_empty_bar_is_never_repeated_and_truncate_forgets_what_was_taken_back
 
 def test_with_repeat_one_the_stream_plays_its_bars_again():
     gen = generator.load("groove-tiny")
-    gen.repeat = 1.0
     state = gen.init_state(0)
-    controls = GenerationControls(prompts=(("funk band", 1.0),), bpm=120.0)
+    controls = GenerationControls(prompts=(("funk band", 1.0),), bpm=120.0, repeat=1.0)
     for _ in range(60):
         _, state = gen.generate(state, controls, 5)
     gen.drain_midi()
@@ -67,6 +68,11 @@ def test_with_repeat_one_the_stream_plays_its_bars_again():
             assert tokens[:len(source)] == source  # the repeat, then whatever the model added
             checked += 1
     assert checked >= 2
+    state = gen.init_state(0)
+    for _ in range(60):
+        _, state = gen.generate(state, dataclasses.replace(controls, repeat=0.0), 5)
+    gen.drain_midi()
+    assert state.form.repeats == 0 and state.form.count > 5
 
 
 def test_a_key_head_moves_melodic_pitches_and_never_the_drums():

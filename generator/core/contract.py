@@ -52,6 +52,8 @@ class GenerationControls:
       seed: the seed a fresh state is made from (a change takes effect at the next reset).
       bpm: the tempo for models that play on a beat grid; 0 = the tempo the prompt asks for (the
         model's reading of it). Models whose music has no grid (audio frames, time-shift events) ignore it.
+      repeat: for models that play in bars (groove), the chance that a new bar repeats an earlier one
+        (0 = always new, 1 = a loop); others ignore it.
     """
 
     prompts: tuple[tuple[str, float], ...] = ()
@@ -60,6 +62,7 @@ class GenerationControls:
     top_k: int = 40
     seed: int = 0
     bpm: float = 0.0
+    repeat: float = 0.5
 
     def __post_init__(self):
         object.__setattr__(self, "prompts", normalise_prompts(self.prompts))
@@ -73,6 +76,7 @@ class GenerationControls:
             "top_k": self.top_k,
             "seed": self.seed,
             "bpm": self.bpm,
+            "repeat": self.repeat,
         }
 
     @classmethod
@@ -91,7 +95,7 @@ class GenerationControls:
             if "prompts" in kwargs:
                 kwargs["prompts"] = tuple((str(t), float(w)) for t, w in kwargs["prompts"])
             for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int),
-                               ("bpm", float)):
+                               ("bpm", float), ("repeat", float)):
                 if name in kwargs:
                     kwargs[name] = kind(kwargs[name])
         except (TypeError, ValueError) as err:

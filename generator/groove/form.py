@@ -14,8 +14,8 @@ The rule, in four-bar phrases counted from the stream's first bar (a common AABA
     phrase bar 3   may repeat phrase bar 1
     phrase bar 4   is always new (the turnaround, the fill)
 
-each with probability ``repeat`` (drawn from a seeded generator, so a stream is reproducible), and only when the
-source bar has notes.
+each with probability ``repeat`` (the live control of that name, read when the bar begins; drawn from a seeded
+generator, so a stream is reproducible), and only when the source bar has notes.
 """
 
 from __future__ import annotations
@@ -33,12 +33,10 @@ class Form:
     """The recent bars' tokens (from each bar's TS on) and the decision which earlier bar a new one repeats.
 
     Args:
-      repeat: the probability that a bar with a source repeats it (0 = never, 1 = always).
       seed: the decisions' random generator.
     """
 
-    def __init__(self, repeat: float, seed: int = 0):
-        self.repeat = float(repeat)
+    def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(int(seed) & 0x7FFFFFFF)
         self.bars: collections.deque[tuple[int, list[int]]] = collections.deque(maxlen=8)  # (BAR index, tokens)
         self.count = 0  # bars begun since the stream started (recorded ones)
@@ -61,10 +59,11 @@ class Form:
             start, tokens = self.bars[-1]
             del tokens[max(0, cut - start - 1):]
 
-    def choose(self) -> list[int] | None:
-        """For the bar just begun (its BAR the last recorded token): the tokens of the bar it repeats, or None."""
+    def choose(self, repeat: float) -> list[int] | None:
+        """For the bar just begun (its BAR the last recorded token): the tokens of the bar it repeats, or None;
+        ``repeat`` is the probability that a bar with a source repeats it (0 = never, 1 = always)."""
         back = SOURCE_BACK.get((self.count - 1) % 4)
-        if back is None or self.count - 1 < back or self.rng.random() >= self.repeat:
+        if back is None or self.count - 1 < back or self.rng.random() >= repeat:
             return None
         if back >= len(self.bars):
             return None

@@ -11,7 +11,7 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    block's end (plus a tick), then up to one more chunk per block while less than ``lookahead_s`` of
    music is sampled ahead (so a dense downbeat was usually sampled during quiet blocks). A note carries
    its duration, so its note-off is scheduled with it: a note cannot outlive its duration token.
-   **A control change** (prompt, guidance, temperature, top-k) takes back every note that has not started
+   **A control change** (prompt, guidance, temperature, top-k, repeat) takes back every note that has not started
    yet and samples again from the first grid tick not yet rendered (:mod:`generator.groove.timeline`), so
    the change is heard at the next block whatever the lookahead; notes already sounding end as scheduled.
 3. **Sound.** Pending note-ons and note-offs are kept in *ticks* and turned into sample offsets only when
@@ -49,7 +49,6 @@ from generator.groove.timeline import Timeline
 
 log = logging.getLogger(__name__)
 DEFAULT_BPM = 110.0
-REPEAT = 0.5  # the probability that a bar repeats its source bar (generator.groove.form)
 MIN_BPM, MAX_BPM = 20.0, 300.0
 
 
@@ -99,7 +98,7 @@ class GrooveState:
     timeline: Timeline = dataclasses.field(default_factory=Timeline)
     replay: list = dataclasses.field(default_factory=list)  # recorded tokens the next chunk feeds again (a rewind)
     script: list = dataclasses.field(default_factory=list)  # new tokens the next chunks feed (a repeated bar)
-    form: Form = dataclasses.field(default_factory=lambda: Form(0.0))
+    form: Form = dataclasses.field(default_factory=Form)
     key: tuple | None = None  # the controls the sampled-ahead tokens were sampled with
     credit: float = -1.0  # the guard's token budget (-1: full)
     rewinds: int = 0  # control changes that re-sampled notes not yet heard
@@ -118,8 +117,7 @@ class GrooveSystem(NoteGenerator):
 
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
-                 meta: dict | None = None, tempo=None, arrangement=None, lookahead_s: float = 0.5,
-                 repeat: float = REPEAT, pitch=None):
+                 meta: dict | None = None, tempo=None, arrangement=None, lookahead_s: float = 0.5, pitch=None):
         self.config = config
         self.meta = meta or {}
         self.tempo = tempo  # generator.core.heads.TempoHead (the prompt's tempo) or None
@@ -132,7 +130,6 @@ class GrooveSystem(NoteGenerator):
         self.chunk = int(chunk)
         self.lookahead_ticks = float(lookahead_ticks)
         self.lookahead_s = float(lookahead_s)
-        self.repeat = float(repeat)
         self.max_tokens_per_s = float(max_tokens_per_s)
         self._graph, self._params = nnx.split(self.model)
         # No donation: a rewind restarts from an older sampler state, so every state must stay valid.
@@ -196,7 +193,7 @@ class GrooveSystem(NoteGenerator):
         """Fresh context; ends every sounding note of the previous stream (synth and MIDI out)."""
         self._end_stream(list(self._live.active) if self._live is not None else [])
         self._live = GrooveState(model=init_sampler(self.model, jax.random.key(int(seed) & 0x7FFFFFFF)),
-                                 form=Form(self.repeat, seed))
+                                 form=Form(seed))
         return self._live
 
     def generate(self, state: GrooveState, controls: GenerationControls, frames: int):
@@ -213,7 +210,7 @@ class GrooveSystem(NoteGenerator):
                 state.programs[ch] = prog
                 self.synth.program(0, ch, prog)
         state.clock.set_bpm(self.tempo_for(controls, vec), start)
-        key = (controls.prompts, controls.guidance, controls.temperature, controls.top_k)
+        key = (controls.prompts, controls.guidance, controls.temperature, controls.top_k, controls.repeat)
         rewound = state.key is not None and key != state.key and self._rewind(state, state.clock.tick_at(start))
         state.key = key
         self._refill(state, n)
@@ -285,7 +282,7 @@ class GrooveSystem(NoteGenerator):
             state.form.record(index, t)
             if note is not None:
                 self._schedule(state, note, index)
-            if k >= free and G.KIND[t] == G.K_BAR and (source := state.form.choose()) is not None:
+            if k >= free and G.KIND[t] == G.K_BAR and (source := state.form.choose(controls.repeat)) is not None:
                 back = tl.rewind_to(index + 1)
                 if back is None:  # the BAR ended the chunk: nothing to take back
                     state.script = source
