@@ -10,12 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def private_jackd(name: str) -> tuple[subprocess.Popen, dict]:
-    """Start ``jackd -n NAME -d dummy`` at 48 kHz / 1024; returns the process and the env that
-    points the daemon (and JACK clients) at it without ever autostarting another server."""
+def private_jackd(name: str, period: int = 1024) -> tuple[subprocess.Popen, dict]:
+    """Start ``jackd -n NAME -d dummy`` at 48 kHz and ``period`` frames (1024 unless asked); returns the process
+    and the env that points the daemon (and JACK clients) at it without ever autostarting another server."""
     env = dict(os.environ, JACK_NO_START_SERVER="1", JACK_DEFAULT_SERVER=name, JAX_PLATFORMS="cpu")
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jaxcache"))
-    jackd = subprocess.Popen(["jackd", "-n", name, "-r", "-d", "dummy", "-r", "48000", "-p", "1024"],
+    jackd = subprocess.Popen(["jackd", "-n", name, "-r", "-d", "dummy", "-r", "48000", "-p", str(period)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     time.sleep(0.5)
     return jackd, env

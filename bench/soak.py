@@ -4,10 +4,14 @@ Starts a private ``jackd -d dummy``, the daemon on the default model with a mapp
 sends an OSC temperature change and a MIDI CC (mapped to guidance) every few hundred ms, and a new
 prompt (from a cycle of contrasting ones: new instruments, tempo and programs) every ``--prompt-every`` s.
 Reports underruns, xruns, RSS growth (after the first minute, to skip compile/warm-up),
-p99 block compute time, and control-to-block latency (OSC send -> first block generated with
-the new value, from the block log). Goals: 0 underruns, RSS growth < 5 %, p99 latency < 250 ms.
+p99 block compute time, the adaptive pre-buffer's range, and two latencies from the block log: control-to-block
+(OSC send -> the first block generated with the new value) and control-to-sounding (that, plus the audio that was
+still buffered ahead of it when it arrived: when it starts to play, by the daemon's own accounting, which
+``bench/latency.py`` checks against a separate recording). ``--load`` runs a busy loop on the other core the whole
+time (the issue's "while another process loads the second core"); ``--period`` sets the JACK period.
+Goals (issue 16): 0 underruns, RSS growth < 5 %, control-to-sounding p99 <= 150 ms for the default model.
 
-    .venv/bin/python bench/soak.py --minutes 60 [--model tiny] [--interval 0.3]
+    .venv/bin/python bench/soak.py --minutes 60 --load [--model tiny] [--period 256] [--latency safe]
 """
 
 from __future__ import annotations
@@ -52,12 +56,16 @@ def rss_kib(pid: int) -> int:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=60.0)
-    p.add_argument("--model", default="symbolic")
+    p.add_argument("--model", default="groove")
+    p.add_argument("--latency", default="low", help="the daemon's --latency setting")
+    p.add_argument("--period", type=int, default=1024, help="JACK period (frames)")
+    p.add_argument("--load", action="store_true", help="keep a busy-loop process running the whole time")
     p.add_argument("--interval", type=float, default=0.3, help="seconds between scripted changes")
     p.add_argument("--prompt-every", type=float, default=20.0, help="seconds between prompt changes (0: never)")
     a = p.parse_args()
     name = f"soak{os.getpid()}"
-    jackd, env = private_jackd(name)
+    jackd, env = private_jackd(name, a.period)
+    load = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if a.load else None
     tmp = Path(tempfile.mkdtemp())
     (tmp / "soak.yaml").write_text(MAPPING)
     block_log = tmp / "blocks.jsonl"
@@ -65,7 +73,7 @@ def main() -> int:
     daemon = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "run", "--model", a.model, "--jack-server", name,
          "--osc-port", str(osc_port), "--mapping", str(tmp / "soak.yaml"), "--block-log", str(block_log),
-         "--prompt", "upbeat funk groove with bass and drums", "--status-interval", "600"],
+         "--prompt", "upbeat funk groove with bass and drums", "--status-interval", "600", "--latency", a.latency],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "daemon.log", "w"))
     midi_q: queue.SimpleQueue = queue.SimpleQueue()
     client = jack.Client("soak", servername=name, no_start_server=True)
@@ -114,24 +122,31 @@ def main() -> int:
         client.close()
         jackd.terminate()
         jackd.wait()
+        if load is not None:
+            load.kill()
     log = (tmp / "daemon.log").read_text()
     blocks = [json.loads(line) for line in block_log.read_text().splitlines()]
     underruns, xruns = stop_counts(log)
     rtf = np.array([b["rtf"] for b in blocks])
     walls = np.array([b["wall"] for b in blocks])
     temps = np.array([b["controls"]["temperature"] for b in blocks])
-    latencies = []
+    ahead = np.array([b.get("ahead_ms", 0.0) for b in blocks]) / 1000
+    gen = np.array([b["gen_ms"] for b in blocks]) / 1000
+    latencies, sounding = [], []
     for t_sent, value in sent:
         # Values repeat every 997 changes: only a block within a few seconds can be this change's.
         idx = np.flatnonzero((walls >= t_sent) & (walls < t_sent + 5.0) & np.isclose(temps, value))
         if idx.size:
             latencies.append(walls[idx[0]] - t_sent)
-    latencies = np.array(latencies) * 1000
+            sounding.append(walls[idx[0]] + gen[idx[0]] + ahead[idx[0]] - t_sent)
+    latencies, sounding = np.array(latencies) * 1000, np.array(sounding) * 1000
+    prebuffer = np.array([b.get("prebuffer_ms", np.nan) for b in blocks])
     after_warmup = [r for t, r in rss if t >= 60] or [r for _, r in rss]
     growth = (after_warmup[-1] - after_warmup[0]) / after_warmup[0] * 100 if len(after_warmup) > 1 else 0.0
     guidance_seen = len({b["controls"]["guidance"] for b in blocks})
     prompts_seen = len({json.dumps(b["controls"].get("prompts")) for b in blocks})
-    print(f"soak: {a.minutes:.1f} min, model {a.model}, {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes, "
+    print(f"soak: {a.minutes:.1f} min, model {a.model} (--latency {a.latency}, JACK period {a.period}, "
+          f"{'a busy loop on the other core' if a.load else 'no other load'}), {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes, "
           f"{prompts_sent} prompt changes")
     print(f"underruns {underruns}, xruns {xruns}; distinct guidance values from MIDI: {guidance_seen}; "
           f"distinct prompt sets played: {prompts_seen}")
@@ -141,6 +156,11 @@ def main() -> int:
         print(f"control-to-block latency (ms): p50 {np.percentile(latencies, 50):.0f}  "
               f"p99 {np.percentile(latencies, 99):.0f}  max {latencies.max():.0f}  "
               f"({latencies.size}/{len(sent)} changes seen; the others were superseded within one block)")
+        print(f"control-to-sounding latency (ms): p50 {np.percentile(sounding, 50):.0f}  "
+              f"p99 {np.percentile(sounding, 99):.0f}  max {sounding.max():.0f}")
+    if np.isfinite(prebuffer).any():
+        print(f"pre-buffer (ms): min {np.nanmin(prebuffer):.0f}  median {np.nanmedian(prebuffer):.0f}  "
+              f"max {np.nanmax(prebuffer):.0f}")
     return 0
 
 
