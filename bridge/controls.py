@@ -137,6 +137,8 @@ def _build_registry() -> dict[str, Control]:
                 doc="tempo of models on a beat grid (groove); 0 = the tempo the prompt asks for"),
         Control("repeat", FLOAT, 0.5, 0.0, 1.0,
                 doc="chance that a bar repeats an earlier one (groove): 0 = always new, 1 = a loop"),
+        Control("harmony", STRING, "", 0, 200,
+                doc="a chord the melodic parts follow (groove), e.g. 'C E G' or '48 64 67'; empty = the prompt's"),
         Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", group=OUTPUT, doc="output gain"),
         Control("mute", BOOL, False, 0, 1, group=OUTPUT, doc="mute the output (generation continues)"),
         Control("play", TRIGGER, group=TRANSPORT, doc="start or resume playing"),

@@ -61,6 +61,7 @@ MAX_OBJECTS: dict[str, tuple[int, int, list[str]]] = {
 MAIN_CONTROLS = [n for n, c in REGISTRY.items()
                  if not n.startswith("prompts[") and c.type in (FLOAT, INT, BOOL)]
 TRANSPORT = [n for n, c in REGISTRY.items() if c.type == TRIGGER]
+TEXT_CONTROLS = [n for n, c in REGISTRY.items() if not n.startswith("prompts[") and c.type == STRING]
 
 
 # --- Max ----------------------------------------------------------------------------------------
@@ -151,6 +152,19 @@ def build_maxpat() -> dict:
         p.line(ui, 0, msg)
         p.line(msg, 0, send)
         feedback.append((control_address(name), ui))
+
+    # text controls (e.g. harmony): a text field sent on Enter, and what the daemon has
+    for k, name in enumerate(TEXT_CONTROLS):
+        y = 620 + k * 90
+        p.box("comment", _label(name), 700, y, 600)
+        text = p.box("textedit", None, 700, y + 22, 200, 22, keymode=1, lines=1)
+        tosym = p.box("newobj", "tosymbol", 910, y + 22, 70)
+        pre = p.box("newobj", f"prepend {control_address(name)}", 990, y + 22, 160)
+        p.line(text, 0, tosym)
+        p.line(tosym, 0, pre)
+        p.line(pre, 0, send)
+        show = p.box("message", "", 700, y + 50, 200)
+        feedback.append((control_address(name), show))
 
     # transport
     for k, name in enumerate(TRANSPORT):
@@ -311,6 +325,10 @@ def build_tosc() -> ET.Element:
                  constant_args=[("INTEGER", str(FEEDBACK_PORT))])
         else:
             _osc(node.find("messages"), control_address(name), None, condition="RISE", receive=False)
+    for k, name in enumerate(TEXT_CONTROLS):  # shown, not typed: TouchOSC has no text entry
+        label = _node(kids, "LABEL", name, (10 + k * 250, 690, 240, 60), (1, 1, 1, 1))
+        _value(label.find("values"), "text", name)
+        _osc(label.find("messages"), control_address(name), "text", "STRING", send=False, receive=True)
     status = _node(kids, "LABEL", "transport", (10 + 6 * 126, 600, 240, 80), (1, 1, 1, 1))
     _value(status.find("values"), "text", "transport")
     _osc(status.find("messages"), TRANSPORT_ADDRESS, "text", "STRING", send=False)

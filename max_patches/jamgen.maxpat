@@ -1668,6 +1668,97 @@
    {
     "box": {
      "id": "obj-92",
+     "maxclass": "comment",
+     "numinlets": 1,
+     "numoutlets": 0,
+     "patching_rect": [
+      700.0,
+      620.0,
+      600.0,
+      22.0
+     ],
+     "text": "harmony: a chord the melodic parts follow (groove), e.g. 'C E G' or '48 64 67'; empty = the prompt's"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-93",
+     "maxclass": "textedit",
+     "numinlets": 1,
+     "numoutlets": 4,
+     "patching_rect": [
+      700.0,
+      642.0,
+      200.0,
+      22.0
+     ],
+     "outlettype": [
+      "",
+      "int",
+      "",
+      ""
+     ],
+     "keymode": 1,
+     "lines": 1
+    }
+   },
+   {
+    "box": {
+     "id": "obj-94",
+     "maxclass": "newobj",
+     "numinlets": 1,
+     "numoutlets": 1,
+     "patching_rect": [
+      910.0,
+      642.0,
+      70.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "tosymbol"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-95",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      990.0,
+      642.0,
+      160.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend /jamgen/harmony"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-96",
+     "maxclass": "message",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      700.0,
+      670.0,
+      200.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": ""
+    }
+   },
+   {
+    "box": {
+     "id": "obj-97",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1685,7 +1776,7 @@
    },
    {
     "box": {
-     "id": "obj-93",
+     "id": "obj-98",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1703,7 +1794,7 @@
    },
    {
     "box": {
-     "id": "obj-94",
+     "id": "obj-99",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1721,7 +1812,7 @@
    },
    {
     "box": {
-     "id": "obj-95",
+     "id": "obj-100",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1739,7 +1830,7 @@
    },
    {
     "box": {
-     "id": "obj-96",
+     "id": "obj-101",
      "maxclass": "newobj",
      "numinlets": 1,
      "numoutlets": 1,
@@ -1757,7 +1848,7 @@
    },
    {
     "box": {
-     "id": "obj-97",
+     "id": "obj-102",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1775,7 +1866,7 @@
    },
    {
     "box": {
-     "id": "obj-98",
+     "id": "obj-103",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1793,7 +1884,7 @@
    },
    {
     "box": {
-     "id": "obj-99",
+     "id": "obj-104",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1808,7 +1899,7 @@
    },
    {
     "box": {
-     "id": "obj-100",
+     "id": "obj-105",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1826,7 +1917,7 @@
    },
    {
     "box": {
-     "id": "obj-101",
+     "id": "obj-106",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1841,7 +1932,7 @@
    },
    {
     "box": {
-     "id": "obj-102",
+     "id": "obj-107",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1859,7 +1950,7 @@
    },
    {
     "box": {
-     "id": "obj-103",
+     "id": "obj-108",
      "maxclass": "comment",
      "numinlets": 1,
      "numoutlets": 0,
@@ -1874,7 +1965,7 @@
    },
    {
     "box": {
-     "id": "obj-104",
+     "id": "obj-109",
      "maxclass": "message",
      "numinlets": 2,
      "numoutlets": 1,
@@ -1892,10 +1983,10 @@
    },
    {
     "box": {
-     "id": "obj-105",
+     "id": "obj-110",
      "maxclass": "newobj",
      "numinlets": 2,
-     "numoutlets": 28,
+     "numoutlets": 29,
      "patching_rect": [
       700.0,
       430.0,
@@ -1930,99 +2021,10 @@
       "",
       "",
       "",
+      "",
       ""
      ],
-     "text": "route /jamgen/prompt/0/weight /jamgen/prompt/0/text /jamgen/prompt/1/weight /jamgen/prompt/1/text /jamgen/prompt/2/weight /jamgen/prompt/2/text /jamgen/prompt/3/weight /jamgen/prompt/3/text /jamgen/prompt/4/weight /jamgen/prompt/4/text /jamgen/prompt/5/weight /jamgen/prompt/5/text /jamgen/prompt/6/weight /jamgen/prompt/6/text /jamgen/prompt/7/weight /jamgen/prompt/7/text /jamgen/guidance /jamgen/temperature /jamgen/top_k /jamgen/seed /jamgen/bpm /jamgen/repeat /jamgen/volume /jamgen/mute /jamgen/transport /jamgen/sounding/prompts /jamgen/sounding/frame"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-106",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1100.0,
-      80.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-107",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1190.0,
-      80.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-108",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1280.0,
-      80.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-109",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1100.0,
-      105.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
-    }
-   },
-   {
-    "box": {
-     "id": "obj-110",
-     "maxclass": "newobj",
-     "numinlets": 2,
-     "numoutlets": 1,
-     "patching_rect": [
-      1190.0,
-      105.0,
-      80.0,
-      22.0
-     ],
-     "outlettype": [
-      ""
-     ],
-     "text": "prepend set"
+     "text": "route /jamgen/prompt/0/weight /jamgen/prompt/0/text /jamgen/prompt/1/weight /jamgen/prompt/1/text /jamgen/prompt/2/weight /jamgen/prompt/2/text /jamgen/prompt/3/weight /jamgen/prompt/3/text /jamgen/prompt/4/weight /jamgen/prompt/4/text /jamgen/prompt/5/weight /jamgen/prompt/5/text /jamgen/prompt/6/weight /jamgen/prompt/6/text /jamgen/prompt/7/weight /jamgen/prompt/7/text /jamgen/guidance /jamgen/temperature /jamgen/top_k /jamgen/seed /jamgen/bpm /jamgen/repeat /jamgen/volume /jamgen/mute /jamgen/harmony /jamgen/transport /jamgen/sounding/prompts /jamgen/sounding/frame"
     }
    },
    {
@@ -2032,8 +2034,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1280.0,
-      105.0,
+      1100.0,
+      80.0,
       80.0,
       22.0
      ],
@@ -2050,8 +2052,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1100.0,
-      130.0,
+      1190.0,
+      80.0,
       80.0,
       22.0
      ],
@@ -2068,8 +2070,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1190.0,
-      130.0,
+      1280.0,
+      80.0,
       80.0,
       22.0
      ],
@@ -2086,8 +2088,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1280.0,
-      130.0,
+      1100.0,
+      105.0,
       80.0,
       22.0
      ],
@@ -2104,8 +2106,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1100.0,
-      155.0,
+      1190.0,
+      105.0,
       80.0,
       22.0
      ],
@@ -2122,8 +2124,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1190.0,
-      155.0,
+      1280.0,
+      105.0,
       80.0,
       22.0
      ],
@@ -2140,8 +2142,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1280.0,
-      155.0,
+      1100.0,
+      130.0,
       80.0,
       22.0
      ],
@@ -2158,8 +2160,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1100.0,
-      180.0,
+      1190.0,
+      130.0,
       80.0,
       22.0
      ],
@@ -2176,8 +2178,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1190.0,
-      180.0,
+      1280.0,
+      130.0,
       80.0,
       22.0
      ],
@@ -2194,8 +2196,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1280.0,
-      180.0,
+      1100.0,
+      155.0,
       80.0,
       22.0
      ],
@@ -2212,8 +2214,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1100.0,
-      205.0,
+      1190.0,
+      155.0,
       80.0,
       22.0
      ],
@@ -2230,8 +2232,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1190.0,
-      205.0,
+      1280.0,
+      155.0,
       80.0,
       22.0
      ],
@@ -2248,8 +2250,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1280.0,
-      205.0,
+      1100.0,
+      180.0,
       80.0,
       22.0
      ],
@@ -2266,8 +2268,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1100.0,
-      230.0,
+      1190.0,
+      180.0,
       80.0,
       22.0
      ],
@@ -2284,8 +2286,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1190.0,
-      230.0,
+      1280.0,
+      180.0,
       80.0,
       22.0
      ],
@@ -2302,8 +2304,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1280.0,
-      230.0,
+      1100.0,
+      205.0,
       80.0,
       22.0
      ],
@@ -2320,8 +2322,8 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
-      1100.0,
-      255.0,
+      1190.0,
+      205.0,
       80.0,
       22.0
      ],
@@ -2338,6 +2340,96 @@
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
+      1280.0,
+      205.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-129",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1100.0,
+      230.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-130",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1190.0,
+      230.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-131",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1280.0,
+      230.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-132",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1100.0,
+      255.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-133",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
       1190.0,
       255.0,
       80.0,
@@ -2351,7 +2443,7 @@
    },
    {
     "box": {
-     "id": "obj-129",
+     "id": "obj-134",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -2369,7 +2461,7 @@
    },
    {
     "box": {
-     "id": "obj-130",
+     "id": "obj-135",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -2387,7 +2479,7 @@
    },
    {
     "box": {
-     "id": "obj-131",
+     "id": "obj-136",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
@@ -2405,13 +2497,31 @@
    },
    {
     "box": {
-     "id": "obj-132",
+     "id": "obj-137",
      "maxclass": "newobj",
      "numinlets": 2,
      "numoutlets": 1,
      "patching_rect": [
       1280.0,
       280.0,
+      80.0,
+      22.0
+     ],
+     "outlettype": [
+      ""
+     ],
+     "text": "prepend set"
+    }
+   },
+   {
+    "box": {
+     "id": "obj-138",
+     "maxclass": "newobj",
+     "numinlets": 2,
+     "numoutlets": 1,
+     "patching_rect": [
+      1100.0,
+      305.0,
       80.0,
       22.0
      ],
@@ -3194,23 +3304,11 @@
    {
     "patchline": {
      "source": [
-      "obj-92",
-      0
-     ],
-     "destination": [
-      "obj-2",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
       "obj-93",
       0
      ],
      "destination": [
-      "obj-2",
+      "obj-94",
       0
      ]
     }
@@ -3222,7 +3320,7 @@
       0
      ],
      "destination": [
-      "obj-2",
+      "obj-95",
       0
      ]
     }
@@ -3235,18 +3333,6 @@
      ],
      "destination": [
       "obj-2",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-96",
-      0
-     ],
-     "destination": [
-      "obj-97",
       0
      ]
     }
@@ -3278,11 +3364,11 @@
    {
     "patchline": {
      "source": [
-      "obj-3",
+      "obj-99",
       0
      ],
      "destination": [
-      "obj-105",
+      "obj-2",
       0
      ]
     }
@@ -3290,611 +3376,11 @@
    {
     "patchline": {
      "source": [
-      "obj-105",
-      0
-     ],
-     "destination": [
-      "obj-106",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-106",
-      0
-     ],
-     "destination": [
-      "obj-8",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      1
-     ],
-     "destination": [
-      "obj-107",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-107",
-      0
-     ],
-     "destination": [
-      "obj-11",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      2
-     ],
-     "destination": [
-      "obj-108",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-108",
-      0
-     ],
-     "destination": [
-      "obj-16",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      3
-     ],
-     "destination": [
-      "obj-109",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-109",
-      0
-     ],
-     "destination": [
-      "obj-19",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      4
-     ],
-     "destination": [
-      "obj-110",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-110",
-      0
-     ],
-     "destination": [
-      "obj-24",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      5
-     ],
-     "destination": [
-      "obj-111",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-111",
-      0
-     ],
-     "destination": [
-      "obj-27",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      6
-     ],
-     "destination": [
-      "obj-112",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-112",
-      0
-     ],
-     "destination": [
-      "obj-32",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      7
-     ],
-     "destination": [
-      "obj-113",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-113",
-      0
-     ],
-     "destination": [
-      "obj-35",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      8
-     ],
-     "destination": [
-      "obj-114",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-114",
-      0
-     ],
-     "destination": [
-      "obj-40",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      9
-     ],
-     "destination": [
-      "obj-115",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-115",
-      0
-     ],
-     "destination": [
-      "obj-43",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      10
-     ],
-     "destination": [
-      "obj-116",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-116",
-      0
-     ],
-     "destination": [
-      "obj-48",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      11
-     ],
-     "destination": [
-      "obj-117",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-117",
-      0
-     ],
-     "destination": [
-      "obj-51",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      12
-     ],
-     "destination": [
-      "obj-118",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-118",
-      0
-     ],
-     "destination": [
-      "obj-56",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      13
-     ],
-     "destination": [
-      "obj-119",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-119",
-      0
-     ],
-     "destination": [
-      "obj-59",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      14
-     ],
-     "destination": [
-      "obj-120",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-120",
-      0
-     ],
-     "destination": [
-      "obj-64",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      15
-     ],
-     "destination": [
-      "obj-121",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-121",
-      0
-     ],
-     "destination": [
-      "obj-67",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      16
-     ],
-     "destination": [
-      "obj-122",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-122",
-      0
-     ],
-     "destination": [
-      "obj-69",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      17
-     ],
-     "destination": [
-      "obj-123",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-123",
-      0
-     ],
-     "destination": [
-      "obj-72",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      18
-     ],
-     "destination": [
-      "obj-124",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-124",
-      0
-     ],
-     "destination": [
-      "obj-75",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      19
-     ],
-     "destination": [
-      "obj-125",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-125",
-      0
-     ],
-     "destination": [
-      "obj-78",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      20
-     ],
-     "destination": [
-      "obj-126",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-126",
-      0
-     ],
-     "destination": [
-      "obj-81",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      21
-     ],
-     "destination": [
-      "obj-127",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-127",
-      0
-     ],
-     "destination": [
-      "obj-84",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      22
-     ],
-     "destination": [
-      "obj-128",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-128",
-      0
-     ],
-     "destination": [
-      "obj-87",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      23
-     ],
-     "destination": [
-      "obj-129",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-129",
-      0
-     ],
-     "destination": [
-      "obj-90",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      24
-     ],
-     "destination": [
-      "obj-130",
-      0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-130",
-      0
-     ],
-     "destination": [
       "obj-100",
       0
-     ]
-    }
-   },
-   {
-    "patchline": {
-     "source": [
-      "obj-105",
-      25
      ],
      "destination": [
-      "obj-131",
+      "obj-2",
       0
      ]
     }
@@ -3902,7 +3388,7 @@
    {
     "patchline": {
      "source": [
-      "obj-131",
+      "obj-101",
       0
      ],
      "destination": [
@@ -3914,8 +3400,548 @@
    {
     "patchline": {
      "source": [
-      "obj-105",
-      26
+      "obj-102",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-103",
+      0
+     ],
+     "destination": [
+      "obj-2",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-3",
+      0
+     ],
+     "destination": [
+      "obj-110",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      0
+     ],
+     "destination": [
+      "obj-111",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-111",
+      0
+     ],
+     "destination": [
+      "obj-8",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      1
+     ],
+     "destination": [
+      "obj-112",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-112",
+      0
+     ],
+     "destination": [
+      "obj-11",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      2
+     ],
+     "destination": [
+      "obj-113",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-113",
+      0
+     ],
+     "destination": [
+      "obj-16",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      3
+     ],
+     "destination": [
+      "obj-114",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-114",
+      0
+     ],
+     "destination": [
+      "obj-19",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      4
+     ],
+     "destination": [
+      "obj-115",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-115",
+      0
+     ],
+     "destination": [
+      "obj-24",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      5
+     ],
+     "destination": [
+      "obj-116",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-116",
+      0
+     ],
+     "destination": [
+      "obj-27",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      6
+     ],
+     "destination": [
+      "obj-117",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-117",
+      0
+     ],
+     "destination": [
+      "obj-32",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      7
+     ],
+     "destination": [
+      "obj-118",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-118",
+      0
+     ],
+     "destination": [
+      "obj-35",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      8
+     ],
+     "destination": [
+      "obj-119",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-119",
+      0
+     ],
+     "destination": [
+      "obj-40",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      9
+     ],
+     "destination": [
+      "obj-120",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-120",
+      0
+     ],
+     "destination": [
+      "obj-43",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      10
+     ],
+     "destination": [
+      "obj-121",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-121",
+      0
+     ],
+     "destination": [
+      "obj-48",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      11
+     ],
+     "destination": [
+      "obj-122",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-122",
+      0
+     ],
+     "destination": [
+      "obj-51",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      12
+     ],
+     "destination": [
+      "obj-123",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-123",
+      0
+     ],
+     "destination": [
+      "obj-56",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      13
+     ],
+     "destination": [
+      "obj-124",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-124",
+      0
+     ],
+     "destination": [
+      "obj-59",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      14
+     ],
+     "destination": [
+      "obj-125",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-125",
+      0
+     ],
+     "destination": [
+      "obj-64",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      15
+     ],
+     "destination": [
+      "obj-126",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-126",
+      0
+     ],
+     "destination": [
+      "obj-67",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      16
+     ],
+     "destination": [
+      "obj-127",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-127",
+      0
+     ],
+     "destination": [
+      "obj-69",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      17
+     ],
+     "destination": [
+      "obj-128",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-128",
+      0
+     ],
+     "destination": [
+      "obj-72",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      18
+     ],
+     "destination": [
+      "obj-129",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-129",
+      0
+     ],
+     "destination": [
+      "obj-75",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      19
+     ],
+     "destination": [
+      "obj-130",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-130",
+      0
+     ],
+     "destination": [
+      "obj-78",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      20
+     ],
+     "destination": [
+      "obj-131",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-131",
+      0
+     ],
+     "destination": [
+      "obj-81",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      21
      ],
      "destination": [
       "obj-132",
@@ -3930,7 +3956,151 @@
       0
      ],
      "destination": [
-      "obj-104",
+      "obj-84",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      22
+     ],
+     "destination": [
+      "obj-133",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-133",
+      0
+     ],
+     "destination": [
+      "obj-87",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      23
+     ],
+     "destination": [
+      "obj-134",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-134",
+      0
+     ],
+     "destination": [
+      "obj-90",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      24
+     ],
+     "destination": [
+      "obj-135",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-135",
+      0
+     ],
+     "destination": [
+      "obj-96",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      25
+     ],
+     "destination": [
+      "obj-136",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-136",
+      0
+     ],
+     "destination": [
+      "obj-105",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      26
+     ],
+     "destination": [
+      "obj-137",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-137",
+      0
+     ],
+     "destination": [
+      "obj-107",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-110",
+      27
+     ],
+     "destination": [
+      "obj-138",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-138",
+      0
+     ],
+     "destination": [
+      "obj-109",
       0
      ]
     }

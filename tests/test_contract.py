@@ -153,7 +153,7 @@ def test_generation_controls_round_trip_through_plain_data():
                                   top_k=12, seed=42)
     data = controls.as_dict()
     assert data == {"prompts": [["jazz", 0.5], ["rock", 0.5]], "guidance": 1.5, "temperature": 0.9,
-                    "top_k": 12, "seed": 42, "bpm": 0.0, "repeat": 0.5}
+                    "top_k": 12, "seed": 42, "bpm": 0.0, "repeat": 0.5, "harmony": "", "clock": None}
     assert GenerationControls.from_dict(data) == controls
     assert GenerationControls.from_dict({}) == GenerationControls()  # missing keys take the defaults
 
@@ -172,7 +172,7 @@ def test_registry_generation_group_is_the_generation_controls():
 
     from bridge.controls import GENERATION_CONTROLS, REGISTRY
 
-    fields = {f.name: f.default for f in dataclasses.fields(GenerationControls) if f.name != "prompts"}
+    fields = {f.name: f.default for f in dataclasses.fields(GenerationControls) if f.name not in ("prompts", "clock")}
     assert set(GENERATION_CONTROLS) == set(fields)
     for name in GENERATION_CONTROLS:
         assert REGISTRY[name].default == fields[name], name

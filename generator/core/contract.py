@@ -39,6 +39,56 @@ def normalise_prompts(prompts) -> tuple[tuple[str, float], ...]:
     return tuple((t, w / total) for t, w in active)
 
 
+NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+
+
+def parse_harmony(text: str) -> tuple[int, ...]:
+    """The notes of a ``harmony`` control value, lowest first: MIDI note numbers (``"48 64 67"``) or pitch
+    names with optional ``#``/``b`` and octave (``"C3 E G"``, ``"Eb4"``; no octave = octave 4), separated by
+    spaces, commas or dashes. Empty text: no harmony.
+
+    Raises:
+      ValueError: a word that is neither (one line, naming it).
+    """
+    notes = []
+    for word in text.replace(",", " ").replace("-", " ").split():
+        if word.isdigit():
+            note = int(word)
+        else:
+            letter, rest = word[0].upper(), word[1:]
+            if letter not in NOTE_NAMES:
+                raise ValueError(f"harmony: {word!r} is not a MIDI note number or a pitch name such as C, F#3, Bb")
+            shift = 0
+            while rest[:1] in ("#", "b"):
+                shift += 1 if rest[0] == "#" else -1
+                rest = rest[1:]
+            if rest and not (rest.isdigit() or (rest[0] == "-" and rest[1:].isdigit())):
+                raise ValueError(f"harmony: {word!r} is not a MIDI note number or a pitch name such as C, F#3, Bb")
+            note = 12 * (int(rest) + 1 if rest else 5) + NOTE_NAMES[letter] + shift
+        if not 0 <= note <= 127:
+            raise ValueError(f"harmony: note {word!r} is outside MIDI's 0..127")
+        notes.append(note)
+    return tuple(sorted(set(notes)))
+
+
+@dataclasses.dataclass(frozen=True)
+class MusicalPosition:
+    """Where an external clock (the DAW's JACK transport, MIDI clock, Link) puts a block's first sample.
+
+    Attributes:
+      beat: quarter-note beats since bar 1 beat 1 of the song (0.0 = the downbeat of bar 1).
+      beats_per_bar: the clock's metre in quarter-note beats (4.0 for 4/4, 3.0 for 3/4, 3.0 for 6/8).
+      bpm: the clock's tempo in quarter notes per minute.
+    """
+
+    beat: float
+    beats_per_bar: float = 4.0
+    bpm: float = 120.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"beat": self.beat, "beats_per_bar": self.beats_per_bar, "bpm": self.bpm}
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerationControls:
     """The control values one block is generated with.
@@ -54,6 +104,11 @@ class GenerationControls:
         model's reading of it). Models whose music has no grid (audio frames, time-shift events) ignore it.
       repeat: for models that play in bars (groove), the chance that a new bar repeats an earlier one
         (0 = always new, 1 = a loop); others ignore it.
+      harmony: a chord the melodic parts should follow, as text (:func:`parse_harmony`: ``"C E G"``,
+        ``"48 64 67"``), e.g. the notes a player holds; empty = the prompt's own harmony. Note models
+        use :attr:`harmony_notes`; others ignore it.
+      clock: where an external clock puts this block's first sample (:class:`MusicalPosition`), or None
+        when jamgen keeps its own time. Set by the daemon's sync source, not a registry control.
     """
 
     prompts: tuple[tuple[str, float], ...] = ()
@@ -63,9 +118,20 @@ class GenerationControls:
     seed: int = 0
     bpm: float = 0.0
     repeat: float = 0.5
+    harmony: str = ""
+    clock: MusicalPosition | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "prompts", normalise_prompts(self.prompts))
+
+    @property
+    def harmony_notes(self) -> tuple[int, ...]:
+        """The ``harmony`` notes, lowest first (empty when there is none or the text does not parse; the
+        bridge refuses bad text before it gets here)."""
+        try:
+            return parse_harmony(self.harmony)
+        except ValueError:
+            return ()
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready): the block log's ``controls`` and a future wire format."""
@@ -77,6 +143,8 @@ class GenerationControls:
             "seed": self.seed,
             "bpm": self.bpm,
             "repeat": self.repeat,
+            "harmony": self.harmony,
+            "clock": None if self.clock is None else self.clock.as_dict(),
         }
 
     @classmethod
@@ -95,9 +163,11 @@ class GenerationControls:
             if "prompts" in kwargs:
                 kwargs["prompts"] = tuple((str(t), float(w)) for t, w in kwargs["prompts"])
             for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int),
-                               ("bpm", float), ("repeat", float)):
+                               ("bpm", float), ("repeat", float), ("harmony", str)):
                 if name in kwargs:
                     kwargs[name] = kind(kwargs[name])
+            if kwargs.get("clock") is not None:
+                kwargs["clock"] = MusicalPosition(**{k: float(v) for k, v in dict(kwargs["clock"]).items()})
         except (TypeError, ValueError) as err:
             raise ValueError(f"invalid generation controls: {err}") from None
         return cls(**kwargs)
