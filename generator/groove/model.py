@@ -92,7 +92,8 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
       style: [384] float32 prompt vector; has_style: bool (False = both rows unconditional).
       guidance, temperature, top_k: the live controls (traced: changing them never recompiles).
       part_bias: optional [V] float32 added to both rows' logits (e.g. an arrangement's PART bias).
-      pitch_bias: optional [V] float32 added while the current part is not the drums (a key's PITCH bias).
+      pitch_bias: optional [N_PARTS, V] float32: row ``p`` is added while the current part is ``p`` (a key's or a
+        held chord's PITCH bias; the drums' row is zeros).
       forced: optional [length] int32; the first ``n_forced`` steps feed these tokens instead of sampling
         (replaying a stretch already heard after a rewind, :mod:`generator.groove.timeline`).
 
@@ -109,7 +110,7 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
         if part_bias is not None:
             logits = logits + part_bias
         if pitch_bias is not None:
-            logits = logits + jnp.where(s["gram"][3] != G.DRUM_PART, pitch_bias, 0.0)
+            logits = logits + pitch_bias[jnp.clip(s["gram"][3], 0, G.N_PARTS - 1)]
         logp = jax.nn.log_softmax(logits, axis=-1)
         allowed = grammar_allowed(s["gram"]) & floor_allowed(s["gram"], s["floor"])
         mixed = guided_logits(logp, allowed, guidance)

@@ -11,7 +11,7 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    block's end (plus a tick), then up to one more chunk per block while less than ``lookahead_s`` of
    music is sampled ahead (so a dense downbeat was usually sampled during quiet blocks). A note carries
    its duration, so its note-off is scheduled with it: a note cannot outlive its duration token.
-   **A control change** (prompt, guidance, temperature, top-k, repeat) takes back every note that has not started
+   **A control change** (prompt, guidance, temperature, top-k, repeat, harmony) takes back every note that has not started
    yet and samples again from the first grid tick not yet rendered (:mod:`generator.groove.timeline`), so
    the change is heard at the next block whatever the lookahead; notes already sounding end as scheduled.
 3. **Sound.** Pending note-ons and note-offs are kept in *ticks* and turned into sample offsets only when
@@ -44,6 +44,7 @@ from generator.core.note_generator import NoteGenerator, resolve
 from generator.groove import checkpoint as ckpt
 from generator.groove import tokens as G
 from generator.groove.form import Form
+from generator.groove.harmony import part_pitch_bias
 from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, init_sampler, sample_chunk
 from generator.groove.timeline import Timeline
 
@@ -124,7 +125,7 @@ class GrooveSystem(NoteGenerator):
         self.arrangement = arrangement  # generator.core.heads.PartHead (who plays) or None
         self.pitch = pitch  # generator.core.heads.PitchHead (the key) or None
         self._bias_key: bytes | None = None
-        self._bias = (jnp.zeros((G.VOCAB,), jnp.float32),) * 2
+        self._bias = (jnp.zeros((G.VOCAB,), jnp.float32), jnp.zeros((G.N_PARTS, G.VOCAB), jnp.float32))
         self.model = model if model is not None else nnx.jit(
             lambda: GrooveTransformer(config, rngs=nnx.Rngs(config.seed)))()
         self.chunk = int(chunk)
@@ -143,16 +144,20 @@ class GrooveSystem(NoteGenerator):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
                             temperature, top_k, self.chunk, biases[0], forced, n_forced, biases[1])
 
-    def biases(self, vec) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """([V] bias on the PART tokens from the arrangement head, [V] bias on melodic PITCH tokens from the key
-        head); zeros without a head or a prompt; made once per blended prompt."""
-        key = None if vec is None else vec.tobytes()
+    def biases(self, vec, harmony: tuple[int, ...] = ()) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """([V] bias on the PART tokens from the arrangement head, [N_PARTS, V] bias on each part's PITCH tokens:
+        a held chord's (:mod:`generator.groove.harmony`) when ``harmony`` has notes, else the key head's on the
+        melodic parts); zeros without a head or a prompt; made once per blended prompt and chord."""
+        key = (None if vec is None else vec.tobytes(), harmony)
         if key != self._bias_key:
-            part, pitch = np.zeros(G.VOCAB, np.float32), np.zeros(G.VOCAB, np.float32)
+            part, pitch = np.zeros(G.VOCAB, np.float32), np.zeros((G.N_PARTS, G.VOCAB), np.float32)
             if self.arrangement is not None and vec is not None:
                 part[G.PART0:G.PART0 + G.N_PARTS] = self.arrangement.bias16(vec)
-            if self.pitch is not None and vec is not None:
-                pitch[G.PITCH0:G.PITCH0 + 128] = self.pitch.pitch_bias(vec)
+            if harmony:
+                pitch[:, G.PITCH0:G.PITCH0 + 128] = part_pitch_bias(harmony)
+            elif self.pitch is not None and vec is not None:
+                pitch[:, G.PITCH0:G.PITCH0 + 128] = self.pitch.pitch_bias(vec)
+                pitch[G.DRUM_PART] = 0.0
             self._bias_key, self._bias = key, (jnp.asarray(part), jnp.asarray(pitch))
         return self._bias
 
@@ -176,7 +181,8 @@ class GrooveSystem(NoteGenerator):
         forced[:len(replay)] = replay
         toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
                                          jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                         self.biases(vec), jnp.asarray(forced), jnp.int32(len(replay)))
+                                         self.biases(vec, controls.harmony_notes), jnp.asarray(forced),
+                                         jnp.int32(len(replay)))
         return np.asarray(toks)
 
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
@@ -210,7 +216,8 @@ class GrooveSystem(NoteGenerator):
                 state.programs[ch] = prog
                 self.synth.program(0, ch, prog)
         state.clock.set_bpm(self.tempo_for(controls, vec), start)
-        key = (controls.prompts, controls.guidance, controls.temperature, controls.top_k, controls.repeat)
+        key = (controls.prompts, controls.guidance, controls.temperature, controls.top_k, controls.repeat,
+               controls.harmony_notes)
         rewound = state.key is not None and key != state.key and self._rewind(state, state.clock.tick_at(start))
         state.key = key
         self._refill(state, n)
