@@ -230,6 +230,8 @@ class Generator(abc.ABC):
     latency: Mapping[str, Latency] = DEFAULT_LATENCY
     # True when drain_midi() returns the notes of each block (sent on <client>:midi_out).
     makes_notes: bool = False
+    # True when generate() follows GenerationControls.clock (an external clock's bar phase and tempo).
+    follows_clock: bool = False
 
     @abc.abstractmethod
     def init_state(self, seed: int = 0) -> Any:
@@ -265,6 +267,7 @@ class _Adapted(Generator):
         self._warmup = getattr(inner, "warmup", None)
         self._drain = getattr(inner, "drain_midi", None)
         self.makes_notes = callable(self._drain)
+        self.follows_clock = bool(getattr(inner, "follows_clock", False))
 
     def init_state(self, seed: int = 0):
         return self.inner.init_state(seed)
