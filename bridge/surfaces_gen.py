@@ -1,15 +1,17 @@
-"""Generate the Max/MSP patch, the TouchOSC layout and the README's controls table from the registry.
+"""Generate the Max/MSP patch, the TouchOSC layout, the Pure Data patch, the Open Stage Control
+session and the README's controls table from the registry.
 
-Both surfaces talk to the daemon's built-in OSC address space (:mod:`bridge.osc_routes`), so
+Every surface talks to the daemon's built-in OSC address space (:mod:`bridge.osc_routes`), so
 neither needs a mapping file. Every control, range and label comes from
 :data:`bridge.controls.REGISTRY` and every address from :mod:`bridge.osc_routes`: add a control
-there, run this script, and both surfaces gain it. Never edit the generated files by hand.
+there, run this script, and every surface gains it. Never edit the generated files by hand.
 The README's controls table is :func:`controls_markdown` (tests/test_registry_surfaces.py keeps
 README.md equal to it). Pure functions; run at build time, never by the daemon.
 
 Usage::
 
-    python -m bridge.surfaces_gen            # writes max_patches/jamgen.maxpat, mappings/jamgen.tosc
+    python -m bridge.surfaces_gen            # writes max_patches/jamgen.maxpat, mappings/jamgen.tosc,
+                                             # pd_patches/jamgen.pd, open_stage_control/jamgen.json
     python -m bridge.surfaces_gen --check    # exit 1 if the committed files are out of date
     python -m bridge.surfaces_gen --markdown # print the README's controls table
 
@@ -22,6 +24,9 @@ number boxes (so they follow other controllers without echoing), plus a status d
 TouchOSC (``.tosc``): a zlib-compressed ``lexml`` v3 document (peers.md §4.5) with faders that
 send and receive scaled values (TouchOSC scales 0..1 to the control's range both ways), buttons
 for the transport and labels fed by ``/jamgen/prompt/N/text``.
+
+Pure Data (``.pd``, vanilla 0.53) and Open Stage Control (``.json`` session, 1.x) are built by
+:mod:`bridge.surfaces_pd` and :mod:`bridge.surfaces_osc`; this module writes and checks them.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ from typing import Any
 
 from bridge.controls import BOOL, FLOAT, INT, NUM_PROMPTS, REGISTRY, STRING, TRIGGER, WEIGHT_SLEW_SECONDS, prompt_slot
 from bridge.osc_routes import PREFIX, SOUNDING_PREFIX, TRANSPORT_ADDRESS, control_address, prompt_address
+from bridge.surfaces_osc import OSC_SESSION, session_text
+from bridge.surfaces_pd import pd_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MAXPAT = ROOT / "max_patches" / "jamgen.maxpat"
 TOSC = ROOT / "mappings" / "jamgen.tosc"
+PD_PATCH = ROOT / "pd_patches" / "jamgen.pd"
 SEND_PORT, FEEDBACK_PORT = 9000, 9001
 
 # maxclass or object name -> (numinlets, numoutlets, outlettype)
@@ -424,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         sys.stdout.write(controls_markdown())
         return 0
-    outputs = {MAXPAT: maxpat_text().encode("utf-8"), TOSC: tosc_bytes()}
+    outputs = {MAXPAT: maxpat_text().encode("utf-8"), TOSC: tosc_bytes(), PD_PATCH: pd_text().encode("utf-8"),
+               OSC_SESSION: session_text().encode("utf-8")}
     stale = []
     for path, data in outputs.items():
         if args.check:

@@ -10,8 +10,9 @@ need=()
 command -v jackd >/dev/null || need+=(jackd2)
 command -v python3 >/dev/null || need+=(python3)
 # FluidSynth + GM soundfonts (MIT/GPL-2) synthesise the symbolic generator and the dataset;
-# mma turns chord charts into groove MIDI for the dataset.
-for pkg in libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont mma; do
+# mma turns chord charts into groove MIDI for the dataset. puredata-core (headless Pd) runs the
+# generated Pd patch in tests/test_pd_patch.py.
+for pkg in libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont mma puredata-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
