@@ -21,6 +21,7 @@ controls (for --set NAME=VALUE, OSC /jamgen/..., and mapping-file targets):
 
 environment:
   JACK_DEFAULT_SERVER   JACK server name when --jack-server is not given
+  NSM_URL               run under a Non/New Session Manager (set by it; plain `jamgen` then means `jamgen run`)
   JAX_PLATFORMS         e.g. cpu; JAX_COMPILATION_CACHE_DIR caches compiled models between runs
 """
 
@@ -314,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         from generator.train.__main__ import main as train_main
 
         return train_main(argv[1:]) or 0
+    if not argv and os.environ.get("NSM_URL"):  # a session manager launches plain `jamgen` (bridge.nsm)
+        argv = ["run"]
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

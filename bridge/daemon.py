@@ -28,6 +28,7 @@ import generator as generators
 from bridge.controls import OUTPUT_CONTROLS, ControlStore, output_gain
 from bridge.engine import Engine
 from bridge.jack_io import JackOutput, ring_buffer
+from bridge.nsm import NsmClient, NsmError
 from bridge.osc import OscServer
 from bridge.prebuffer import AdaptivePrebuffer, cap_seconds
 from bridge.recorder import Recorder
@@ -76,6 +77,7 @@ class Daemon:
         self.surfaces: list[Any] = []  # objects with close(), stopped in reverse order
         self.mappings = None  # bridge.mappings.MappingEngine
         self.midi = None  # bridge.midi.MidiInput
+        self.nsm: NsmClient | None = None  # under a session manager (NSM_URL)
         self._block_log: TextIO | None = None
         self._embedder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jamgen-embed")
 
@@ -95,20 +97,24 @@ class Daemon:
                 raise StartupError(f"cannot write block log {o.block_log}: {err.strerror}") from None
         # The mapping file first: a broken one is refused before the (slow) model loads.
         from bridge.learn import start_learn
-        from bridge.mappings import MappingEngine, MappingError
+        from bridge.mappings import MappingEngine
 
         self.session = Session(o.model, o.prompts, o.settings)
         self.store = self.session.store
         self.mappings = MappingEngine(self.store)
-        if o.mapping:
+        # Under a session manager, its open names the JACK client and gives the session's mapping file and
+        # saved values (bridge.nsm); nothing registers with JACK before it.
+        self.nsm = NsmClient.from_environment()
+        opened = None
+        if self.nsm is not None:
             try:
-                self.mappings.load(o.mapping)
-            except MappingError as err:
+                opened = self.nsm.open(o.mapping, self._load_controls, self.stop_event)
+            except NsmError as err:
                 raise StartupError(str(err)) from None
-        try:  # the file's prompts, then the command line's --prompt/--set, which win
-            self.session.set_start_values(self.mappings.initial_values())
-        except ValueError as err:
-            raise StartupError(str(err)) from None
+        if opened is None:
+            self._load_controls(o.mapping, {})
+        else:
+            o.client_name = opened.client_id
 
         log.info("loading model %r", o.model)
         try:  # also applies the model's control defaults and warms it up
@@ -116,6 +122,8 @@ class Daemon:
         except generators.ModelLoadError as err:
             raise StartupError(str(err)) from None
         log.info("model ready in %.1f s", time.monotonic() - t0)
+        if self.nsm is not None:  # the model's defaults are in: save a new session, report dirt from now on
+            self.nsm.started(self.store)
 
         block_frames, prebuffer = self._latency(gen)
         block_seconds = block_frames / FRAME_RATE
@@ -161,6 +169,22 @@ class Daemon:
             log.warning("JACK: waiting for server %r (jamgen never starts one itself)",
                         o.jack_server or "default")
         self._t_start = t0
+
+    def _load_controls(self, mapping: str | None, saved: dict[str, Any]) -> None:
+        """The mapping file, then the start-up values: its prompts, the command line's --prompt/--set, then a
+        session's saved values, each winning over the one before. Raises StartupError."""
+        from bridge.mappings import MappingError
+
+        self.options.mapping = mapping
+        if mapping:
+            try:
+                self.mappings.load(mapping)
+            except MappingError as err:
+                raise StartupError(str(err)) from None
+        try:
+            self.session.set_start_values(self.mappings.initial_values(), saved)
+        except ValueError as err:
+            raise StartupError(str(err)) from None
 
     def _latency(self, gen: Generator) -> tuple[int, AdaptivePrebuffer]:
         """The block size and the adaptive pre-buffer: the model's ``--latency`` setting, each part
@@ -278,6 +302,8 @@ class Daemon:
         if self.recorder is not None:
             self.recorder.close()
         self._embedder.shutdown(wait=False, cancel_futures=True)
+        if self.nsm is not None:
+            self.nsm.close()
         if self._block_log is not None:
             self._block_log.close()
 

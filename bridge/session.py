@@ -67,18 +67,19 @@ class Session:
         self.generator: Generator | None = None
         self._user_set: set[str] = set(self.command_line)
 
-    def set_start_values(self, file_values: Mapping[str, Any] | None = None) -> None:
-        """Apply the mapping file's values, then the command line's (which win); they sound at once, without a
-        fade-in.
+    def set_start_values(self, file_values: Mapping[str, Any] | None = None,
+                         saved: Mapping[str, Any] | None = None) -> None:
+        """Apply the mapping file's values, then the command line's, then a session manager's saved ones (which
+        win: ``bridge.nsm``); they sound at once, without a fade-in.
 
         Raises:
           bridge.controls.ControlError: a value that cannot be applied (one line).
         """
-        file_values = dict(file_values or {})
-        for name, value in {**file_values, **self.command_line}.items():
+        file_values, saved = dict(file_values or {}), dict(saved or {})
+        for name, value in {**file_values, **self.command_line, **saved}.items():
             self.store.set(name, value, source="start-up")
         self.store.settle()
-        self._user_set = set(self.command_line) | set(file_values)
+        self._user_set = set(self.command_line) | set(file_values) | set(saved)
 
     def load_model(self, warm_up: bool = True) -> Generator:
         """Load the model, give it its documented control defaults where the user set none, and warm it up.

@@ -45,6 +45,7 @@ from generator.groove import checkpoint as ckpt
 from generator.groove import tokens as G
 from generator.groove.form import Form
 from generator.groove.harmony import part_pitch_bias
+from generator.groove.lock import NUDGE_TICKS, BarMarks, metre_index, phase_error
 from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, init_sampler, sample_chunk
 from generator.groove.timeline import Timeline
 
@@ -103,6 +104,9 @@ class GrooveState:
     key: tuple | None = None  # the controls the sampled-ahead tokens were sampled with
     credit: float = -1.0  # the guard's token budget (-1: full)
     rewinds: int = 0  # control changes that re-sampled notes not yet heard
+    bars: BarMarks = dataclasses.field(default_factory=BarMarks)
+    metre: int | None = None  # the TS an external clock locks the stream to (None: the model's choice)
+    rephases: int = 0  # times an external clock's bar line moved the stream (generator.groove.lock)
     dropped: int = 0  # notes taken back by those rewinds
 
 
@@ -115,6 +119,7 @@ class GrooveSystem(NoteGenerator):
     # period: 80-140 ms); a block's compute on 2 cores is p99 11 ms steady, 29 ms when every block re-samples
     # (measured with the shipped model, docs/benchmarks.md "Latency"). safe: 80 ms blocks, 250 ms ahead.
     latency = {"low": Latency(1, 0.08), "safe": Latency(2, 0.25)}
+    follows_clock = True  # controls.clock: the host's tempo, metre and bar line (generator.groove.lock)
 
     def __init__(self, config: GrooveConfig, model: GrooveTransformer | None = None, soundfont: str | None = None,
                  chunk: int = 16, lookahead_ticks: float = 1.0, gain: float = 0.5, max_tokens_per_s: float = 500.0,
@@ -144,13 +149,17 @@ class GrooveSystem(NoteGenerator):
         return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
                             temperature, top_k, self.chunk, biases[0], forced, n_forced, biases[1])
 
-    def biases(self, vec, harmony: tuple[int, ...] = ()) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """([V] bias on the PART tokens from the arrangement head, [N_PARTS, V] bias on each part's PITCH tokens:
-        a held chord's (:mod:`generator.groove.harmony`) when ``harmony`` has notes, else the key head's on the
-        melodic parts); zeros without a head or a prompt; made once per blended prompt and chord."""
-        key = (None if vec is None else vec.tobytes(), harmony)
+    def biases(self, vec, harmony: tuple[int, ...] = (), metre: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """([V] bias on the PART tokens from the arrangement head and, when an external clock fixes the ``metre``,
+        against every other TS token; [N_PARTS, V] bias on each part's PITCH tokens: a held chord's
+        (:mod:`generator.groove.harmony`) when ``harmony`` has notes, else the key head's on the melodic parts);
+        zeros without a head or a prompt; made once per blended prompt, chord and metre."""
+        key = (None if vec is None else vec.tobytes(), harmony, metre)
         if key != self._bias_key:
             part, pitch = np.zeros(G.VOCAB, np.float32), np.zeros((G.N_PARTS, G.VOCAB), np.float32)
+            if metre is not None:
+                part[G.TS0:G.TS0 + len(G.TIME_SIGNATURES)] = -1e9
+                part[G.TS0 + metre] = 0.0
             if self.arrangement is not None and vec is not None:
                 part[G.PART0:G.PART0 + G.N_PARTS] = self.arrangement.bias16(vec)
             if harmony:
@@ -181,7 +190,7 @@ class GrooveSystem(NoteGenerator):
         forced[:len(replay)] = replay
         toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
                                          jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                         self.biases(vec, controls.harmony_notes), jnp.asarray(forced),
+                                         self.biases(vec, controls.harmony_notes, state.metre), jnp.asarray(forced),
                                          jnp.int32(len(replay)))
         return np.asarray(toks)
 
@@ -215,11 +224,16 @@ class GrooveSystem(NoteGenerator):
                         self.synth.cc(0, ch, control, value)
                 state.programs[ch] = prog
                 self.synth.program(0, ch, prog)
-        state.clock.set_bpm(self.tempo_for(controls, vec), start)
+        clock = controls.clock
+        state.clock.set_bpm(clock.bpm if clock is not None else self.tempo_for(controls, vec), start)
+        metre = None if clock is None else metre_index(clock.beats_per_bar)
         key = (controls.prompts, controls.guidance, controls.temperature, controls.top_k, controls.repeat,
-               controls.harmony_notes)
+               controls.harmony_notes, metre)
         rewound = state.key is not None and key != state.key and self._rewind(state, state.clock.tick_at(start))
         state.key = key
+        state.metre = metre
+        if clock is not None:
+            self._follow(state, clock, start, metre)
         self._refill(state, n)
         used = self._notes_until(state, controls, vec, state.clock.tick_at(end) + self.lookahead_ticks)
         if not rewound:  # a block that re-sampled has done its share; the lookahead refills in the next ones
@@ -227,8 +241,11 @@ class GrooveSystem(NoteGenerator):
         audio = np.zeros((n, CHANNELS), np.float32)
         end_tick = state.clock.tick_at(end)
         pos = start
+        start_tick = state.clock.tick_at(start)
         while state.pending and state.pending[0][0] < end_tick:
             tick, _, on, ch, pitch, vel, serial = heapq.heappop(state.pending)
+            if on and tick < start_tick - 0.5:  # a note a re-phase skipped over: never played late (its off is moot)
+                continue
             t = min(end - 1, max(pos, state.clock.sample_at(tick)))
             self.synth.render(audio, pos - start, t - pos)
             pos = t
@@ -265,6 +282,7 @@ class GrooveSystem(NoteGenerator):
         state.replay = back.replay
         state.script = script
         state.form.truncate(back.cut)
+        state.bars.truncate(back.cut)
 
     def _refill(self, state: GrooveState, n: int) -> None:
         cap = self.max_tokens_per_s
@@ -287,6 +305,8 @@ class GrooveSystem(NoteGenerator):
             note = dec.feed(t)
             tl.append(t, dec.tick)
             state.form.record(index, t)
+            if G.KIND[t] == G.K_TS:
+                state.bars.record(index, dec.bar_start, dec.state.bar_len)
             if note is not None:
                 self._schedule(state, note, index)
             if k >= free and G.KIND[t] == G.K_BAR and (source := state.form.choose(controls.repeat)) is not None:
@@ -296,6 +316,27 @@ class GrooveSystem(NoteGenerator):
                 else:
                     self._restart(state, back, source)
                 return
+
+    def _follow(self, state: GrooveState, clock, start: int, metre: int | None) -> None:
+        """Keep the stream's bar line on the host's (:mod:`generator.groove.lock`): nudge a drift under a tick,
+        re-phase a larger error at this block's first sample."""
+        tick = state.clock.tick_at(start)
+        period = float(G.TS_TICKS[metre]) if metre is not None else float(G.TPB)
+        found = state.bars.phase(tick) if metre is not None else None
+        stream_phase = found[0] if found is not None and found[1] == period else tick % period
+        error = phase_error(stream_phase, (clock.beat * G.TPB) % period, period)
+        state.clock.tick0 -= error  # > 0: the stream waits; < 0: it skips ahead
+        if abs(error) <= NUDGE_TICKS:
+            return
+        state.rephases += 1
+        now = state.clock.tick_at(start)
+        for ch, pitch in list(state.active):  # what sounds ends here, cleanly
+            self.synth.note(0, False, ch, pitch)
+        ended = set(state.active.values())
+        state.active.clear()
+        skipped = {e[6] for e in state.pending if e[2] and e[0] < now}  # note-ons the skip jumped over
+        state.pending = [e for e in state.pending if e[6] not in skipped and not (not e[2] and e[6] in ended)]
+        heapq.heapify(state.pending)
 
     def _notes_until(self, state: GrooveState, controls: GenerationControls, vec, target_tick: float) -> int:
         """Sample and schedule notes until the decoder's position is past ``target_tick``; returns tokens used."""
