@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+import bridge.checks  # noqa: F401  (so --set harmony=... is checked before a model loads)
 from bridge.controls import REGISTRY, TRIGGER, ControlError, ControlStore
 from generator.core.contract import LATENCY_SETTINGS
 

@@ -14,6 +14,11 @@ that jumps from 0 to 1 fades the style in over :data:`WEIGHT_SLEW_SECONDS` inste
 The registry is plain data and imports nothing from ``generator``: surfaces, the CLI's help and the
 mapping-file checker use it without loading any model code. The generator's view of a snapshot is
 made in one place, :func:`bridge.session.generation_controls`.
+
+Text whose meaning only the generator side knows (``harmony``: a chord) names a *check* in plain data
+(``Control.check``); the function behind the name is installed with :func:`install_check` by
+:mod:`bridge.checks`, which :mod:`bridge.session` and :mod:`bridge.mapping_schema` import, so every way in
+(``--set``, OSC, mapping files) refuses such text with the parser's own one-line message.
 """
 
 from __future__ import annotations
@@ -41,6 +46,21 @@ class ControlError(ValueError):
     """A value or name a client sent that cannot be applied (one-line message)."""
 
 
+Check = Callable[[str], Any]
+_CHECKS: dict[str, Check] = {}
+
+
+def install_check(name: str, fn: Check) -> None:
+    """Install the function behind ``Control.check == name``: it gets the coerced text and raises
+    ``ValueError`` (one line, naming what is wrong) to refuse it. Installing a name again replaces it."""
+    _CHECKS[name] = fn
+
+
+def installed_check(name: str) -> Check | None:
+    """The function installed for a check name, or None (tests use it to prove every check is installed)."""
+    return _CHECKS.get(name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Control:
     """One declared parameter.
@@ -56,6 +76,8 @@ class Control:
       group: who consumes it: ``prompt`` (a style slot), ``generation`` (a field of the generator's
         ``GenerationControls`` of the same name and default), ``output`` (the JACK output stage) or
         ``transport`` (the triggers).
+      check: for text controls, the name of a validation installed with :func:`install_check` (plain
+        data here; the function lives where the meaning does, e.g. ``generator.core.contract``).
     """
 
     name: str
@@ -67,6 +89,7 @@ class Control:
     applies: str = LIVE
     doc: str = ""
     group: str = "generation"
+    check: str = ""
 
     def coerce(self, value: Any) -> tuple[Any, str | None]:
         """Turn a client's value into this control's type, clamping to the range.
@@ -85,9 +108,16 @@ class Control:
                 raise ControlError(f"{self.name} must not contain NUL characters")
             text = " ".join(value.split())  # collapse newlines/tabs: prompts are one line
             limit = int(self.maximum or MAX_PROMPT_CHARS)
+            note = None
             if len(text) > limit:
-                return text[:limit], f"{self.name} truncated to {limit} characters"
-            return text, None
+                text, note = text[:limit], f"{self.name} truncated to {limit} characters"
+            check = _CHECKS.get(self.check) if self.check else None
+            if check is not None:
+                try:
+                    check(text)
+                except ValueError as err:
+                    raise ControlError(str(err).splitlines()[0] if str(err) else f"{self.name}: bad value") from None
+            return text, note
         if isinstance(value, str):
             try:
                 value = float(value.strip())
@@ -137,7 +167,7 @@ def _build_registry() -> dict[str, Control]:
                 doc="tempo of models on a beat grid (groove); 0 = the tempo the prompt asks for"),
         Control("repeat", FLOAT, 0.5, 0.0, 1.0,
                 doc="chance that a bar repeats an earlier one (groove): 0 = always new, 1 = a loop"),
-        Control("harmony", STRING, "", 0, 200,
+        Control("harmony", STRING, "", 0, 200, check="harmony",
                 doc="a chord the melodic parts follow (groove), e.g. 'C E G' or '48 64 67'; empty = the prompt's"),
         Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", group=OUTPUT, doc="output gain"),
         Control("mute", BOOL, False, 0, 1, group=OUTPUT, doc="mute the output (generation continues)"),

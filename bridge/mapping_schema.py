@@ -17,6 +17,7 @@ Schema (version 1)::
     mappings:
       - source: {osc: "/1/fader1", arg: 0}      # or {midi: {cc|cc14|nrpn|note: N, channel: 1-16}}
                                                 #    {midi: {pitchbend: true}} {midi: {program: N}}
+                                                #    {midi: {notes: [LOW, HIGH], channel: C}} (chords)
         target: temperature                     # any name of bridge.controls.REGISTRY
         range: [0.2, 2.0]                       # target values for input 0 and 1 (default: full)
         in: [0, 127]                            # OSC only: the sender's own scale (default 0..1)
@@ -26,6 +27,11 @@ Schema (version 1)::
         pickup: true                            # soft takeover (default on for absolute MIDI knobs)
         value: "jazz trio"                      # constant set on press (buttons, program changes)
         step: 0.01                              # per tick, with {midi: {cc: N, relative: MODE}}
+        latch: false                            # notes sources: the chord stays after release
+
+A ``notes`` source is a channel and a range of keys (both ends included) whose held notes are played as a
+chord into ``harmony`` (:class:`bridge.midi_decode.HeldChord` says how, with and without ``latch``); its range
+may not overlap a ``note`` source or another ``notes`` range on the same channel.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ import difflib
 import math
 from typing import Any
 
+import bridge.checks  # noqa: F401  (installs the text controls' checks: a value: "H#" fails here, with its line)
 from bridge import controls
 from bridge.controls import REGISTRY, NUM_PROMPTS
-from bridge.midi_decode import (CC, CC14, NOTE, NRPN, NRPN_CCS, NUMBER_LIMIT, PITCHBEND,
+from bridge.midi_decode import (CC, CC14, NOTE, NOTES, NRPN, NRPN_CCS, NUMBER_LIMIT, PITCHBEND,
                                 PROGRAM, RELATIVE_MODES)
 from bridge.transforms import CURVES, Scale
 from bridge.yaml_lines import LDict, LList
@@ -46,9 +53,10 @@ TOP_KEYS = ("version", "osc", "midi", "prompts", "mappings")
 OSC_KEYS = ("listen", "feedback")
 MIDI_KEYS = ("inputs",)
 PROMPT_KEYS = ("text", "weight")
-MAPPING_KEYS = ("source", "target", "range", "in", "curve", "invert", "mode", "pickup", "value", "step")
+MAPPING_KEYS = ("source", "target", "range", "in", "curve", "invert", "mode", "pickup", "value", "step", "latch")
 SOURCE_KEYS = ("osc", "arg", "midi")
-MIDI_SOURCE_KINDS = (CC, CC14, NRPN, NOTE, PITCHBEND, PROGRAM)
+MIDI_SOURCE_KINDS = (CC, CC14, NRPN, NOTE, NOTES, PITCHBEND, PROGRAM)
+CHORD_TARGETS = ("harmony",)  # what a notes source can play into
 MIDI_SOURCE_KEYS = MIDI_SOURCE_KINDS + ("channel", "relative")
 MODES = ("absolute", "momentary", "toggle", "select")
 DEFAULT_STEP = 0.01
@@ -64,11 +72,14 @@ class Source:
     address: str = ""  # OSC address
     arg: int = 0  # OSC argument index
     relative: str | None = None  # relative encoder mode for cc
+    high: int = 0  # the top of a notes range (``number`` is its bottom)
 
     @property
     def key(self) -> tuple:
         if self.kind == "osc":
             return ("osc", self.address, self.arg)
+        if self.kind == NOTES:
+            return (self.kind, self.channel, self.number, self.high)
         return (self.kind, self.channel, self.number)
 
     def describe(self) -> str:
@@ -76,6 +87,8 @@ class Source:
             return f"osc {self.address}" + (f" arg {self.arg}" if self.arg else "")
         if self.kind == PITCHBEND:
             return f"pitchbend ch{self.channel}"
+        if self.kind == NOTES:
+            return f"notes {self.number}-{self.high} ch{self.channel}"
         return f"{self.kind} {self.number} ch{self.channel}"
 
 
@@ -92,6 +105,7 @@ class Mapping:
     value: Any  # constant to set on press, or None
     step: float
     line: int
+    latch: bool = False  # notes sources: keep the chord after the keys are released
 
     @property
     def control(self) -> controls.Control:
@@ -287,8 +301,22 @@ def _parse_mappings(data: LDict, err: _Errors) -> tuple[Mapping, ...]:
 
 
 def _check_overlaps(mappings: list[Mapping], err: _Errors) -> None:
-    """Refuse one MIDI byte read two ways: CC n+32 is the LSB of cc14 n, CC 6/38/98/99... feed NRPN."""
+    """Refuse one MIDI byte read two ways: CC n+32 is the LSB of cc14 n, CC 6/38/98/99... feed NRPN, a note
+    inside a notes range on its channel."""
     by_key = {m.source.key: m for m in mappings}
+    ranges = [m for m in mappings if m.source.kind == NOTES]
+    for i, m in enumerate(ranges):
+        s = m.source
+        for other in ranges[:i]:
+            o = other.source
+            if o.channel == s.channel and s.number <= o.high and o.number <= s.high:
+                err.add(m.line, f"notes {s.number}-{s.high} on channel {s.channel} overlap notes "
+                                f"{o.number}-{o.high} (line {other.line}); one key can play one chord")
+        for other in mappings:
+            o = other.source
+            if o.kind == NOTE and o.channel == s.channel and s.number <= o.number <= s.high:
+                err.add(other.line, f"note {o.number} on channel {s.channel} is inside notes "
+                                    f"{s.number}-{s.high} (line {m.line}); map one or the other")
     nrpn_channels = {m.source.channel for m in mappings if m.source.kind == NRPN}
     for m in mappings:
         s = m.source
@@ -341,11 +369,24 @@ def _parse_source(node: Any, line: int, err: _Errors) -> Source | None:
     kind = kinds[0]
     ok = True
     number = midi[kind]
+    high = 0
     if kind == PITCHBEND:
         if number is not True:
             err.add(midi.line_of(kind), f"pitchbend takes 'true', got {number!r}")
             ok = False
         number = 0
+    elif kind == NOTES:
+        if (not isinstance(number, list) or len(number) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 127 for n in number)):
+            err.add(midi.line_of(kind), f"notes must be a range [LOW, HIGH] of note numbers in 0..127 "
+                                        f"like [36, 72], got {number!r}")
+            ok = False
+        elif number[0] > number[1]:
+            err.add(midi.line_of(kind), f"notes range {list(number)!r} is upside down; write [LOW, HIGH] "
+                                        f"like [{number[1]}, {number[0]}]")
+            ok = False
+        else:
+            number, high = number
     elif not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= NUMBER_LIMIT[kind]:
         err.add(midi.line_of(kind), f"{kind} must be an integer in 0..{NUMBER_LIMIT[kind]}, got {number!r}")
         ok = False
@@ -362,7 +403,7 @@ def _parse_source(node: Any, line: int, err: _Errors) -> Source | None:
             err.add(midi.line_of("relative"), f"relative must be one of {', '.join(RELATIVE_MODES)}, "
                                               f"got {relative!r}{did_you_mean(relative, RELATIVE_MODES)}")
             ok = False
-    return Source(kind, channel=channel, number=number, relative=relative) if ok else None
+    return Source(kind, channel=channel, number=number, relative=relative, high=high) if ok else None
 
 
 def source_of(node: Any) -> Source | None:
@@ -425,10 +466,17 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
     if "range" in item:
         out_range = _pair(item["range"], item.line_of("range"), "range", err)
     value = item.get("value")
+    latch = item.get("latch", False)
+    if not isinstance(latch, bool):
+        err.add(item.line_of("latch"), f"latch must be true or false, got {latch!r}")
+    elif "latch" in item and source is not None and source.kind != NOTES:
+        err.add(item.line_of("latch"), "latch applies to notes sources only ({midi: {notes: [LOW, HIGH]}})")
     if control is None or source is None or len(err.lines) > n_before:
         return None
 
     kind = source.kind
+    if kind == NOTES:
+        return _chord_mapping(item, source, target, line, latch, err)
     if value is not None:
         try:
             value, note = control.coerce(value)
@@ -478,3 +526,17 @@ def _parse_mapping(item: LDict, line: int, err: _Errors) -> Mapping | None:
         err.add(item.line_of("pickup"), "pickup applies to absolute knobs and faders only")
         return None
     return Mapping(source, target, scale, in_range, mode, pickup, value, float(step), line)
+
+
+def _chord_mapping(item: LDict, source: Source, target: str, line: int, latch: bool,
+                   err: _Errors) -> Mapping | None:
+    """A notes source: held keys played as chords into a chord target; no transform applies."""
+    if target not in CHORD_TARGETS:
+        err.add(item.line_of("target"), f"a notes source plays chords into {' or '.join(CHORD_TARGETS)}, "
+                                        f"not {target}; map single keys with {{note: N}}")
+        return None
+    for key in ("range", "in", "curve", "invert", "mode", "pickup", "value", "step"):
+        if key in item:
+            err.add(item.line_of(key), f"{key!r} does not apply to a notes source (held keys are the chord)")
+            return None
+    return Mapping(source, target, None, None, "absolute", False, None, DEFAULT_STEP, line, latch)

@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, TextIO
 from bridge import controls
 from bridge.controls import ControlError, ControlStore, NUM_PROMPTS
 from bridge.mapping_schema import Mapping, MappingFile, parse
-from bridge.midi_decode import NOTE, PROGRAM, MidiDecoder, SourceEvent, relative_delta
+from bridge.midi_decode import (NOTE, NOTES, PROGRAM, HeldChord, MidiDecoder, SourceEvent, chord_text,
+                                relative_delta)
 from bridge.ratelimit import RateLimitedLogger
 from bridge.transforms import Pickup, clamp01
 from bridge.yaml_lines import YamlSourceError, load_located, read_text
@@ -91,13 +92,14 @@ def check_files(paths: Iterable[str], out: TextIO = sys.stdout, err: TextIO = sy
 class _State:
     """Per-mapping run-time state, rebuilt on every (re)load."""
 
-    __slots__ = ("mapping", "pickup", "last_written", "pressed")
+    __slots__ = ("mapping", "pickup", "last_written", "pressed", "chord")
 
     def __init__(self, mapping: Mapping):
         self.mapping = mapping
         self.pickup = Pickup()
         self.last_written: Any = None
         self.pressed = False
+        self.chord = HeldChord(mapping.latch) if mapping.source.kind == NOTES else None
 
 
 class _Active:
@@ -108,10 +110,13 @@ class _Active:
         self.states = [_State(m) for m in mf.mappings]
         self.midi: dict[tuple, _State] = {}
         self.osc: dict[str, list[_State]] = {}
+        self.chords: dict[int, list[_State]] = {}  # notes sources by channel
         for st in self.states:
             src = st.mapping.source
             if src.kind == "osc":
                 self.osc.setdefault(src.address, []).append(st)
+            elif src.kind == NOTES:
+                self.chords.setdefault(src.channel, []).append(st)
             else:
                 self.midi[src.key] = st
         self.select_group = [st for st in self.states if st.mapping.mode == "select"]
@@ -278,7 +283,7 @@ class MappingEngine:
             active = self._active
             st = active.midi.get(ev.key) if active else None
             if st is None:
-                return False
+                return self._apply_chord(active, ev) if active and ev.kind == NOTE else False
             m = st.mapping
             if m.source.relative is not None:
                 self._apply_relative(st, relative_delta(m.source.relative, ev.value))
@@ -368,6 +373,17 @@ class MappingEngine:
             st.last_written = self._set(m, m.scale.forward(x))
             return
         self._set(m, m.scale.forward(x))
+
+    def _apply_chord(self, active: _Active, ev: SourceEvent) -> bool:
+        """A note inside a notes range: the held chord, written to the target only when it changed."""
+        for st in active.chords.get(ev.channel, ()):
+            src = st.mapping.source
+            if src.number <= ev.number <= src.high:
+                chord = st.chord.feed(ev.number, ev.value)
+                if chord is not None:
+                    self._set(st.mapping, chord_text(chord))
+                return True
+        return False
 
     def _apply_relative(self, st: _State, delta: int) -> None:
         m = st.mapping

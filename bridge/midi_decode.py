@@ -20,6 +20,9 @@ Conventions implemented (MIDI 1.0 spec; peers.md §4.3):
   which we ignore, and 127/127 is the "null" parameter.
 * Pitch bend is native 14-bit: mido's -8192..8191 becomes 0..16383.
 * Note-on with velocity 0 is a note-off (value 0).
+
+A ``notes`` source (a channel and a note range, played as chords into ``harmony``) is fed by the same note
+events; :class:`HeldChord` keeps what its range holds and says when the chord it stands for changes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import NamedTuple
 
 CC, CC14, NRPN, NOTE, PITCHBEND, PROGRAM = "cc", "cc14", "nrpn", "note", "pitchbend", "program"
 KINDS = (CC, CC14, NRPN, NOTE, PITCHBEND, PROGRAM)
+NOTES = "notes"  # a source kind made of NOTE events: a range of keys played as chords
 MAX_VALUE = {CC: 127, CC14: 16383, NRPN: 16383, NOTE: 127, PITCHBEND: 16383, PROGRAM: 127}
 NUMBER_LIMIT = {CC: 127, CC14: 31, NRPN: 16383, NOTE: 127, PITCHBEND: 0, PROGRAM: 127}
 
@@ -162,6 +166,44 @@ class MidiDecoder:
         st.value = min(16383, max(0, st.value + step))
         st.data_msb = st.value >> 7
         return param, st.value
+
+
+# --- chords from held notes -----------------------------------------------------------------
+class HeldChord:
+    """The chord a player's held keys stand for, for a ``notes`` source (pure; one feeder at a time).
+
+    ``latch`` off: the chord is exactly the set held now; releasing every key gives the empty chord (the
+    prompt's own harmony). ``latch`` on: the chord outlives the release. Each key pressed makes the chord the
+    set held at that moment, so a key pressed while none is held begins a new chord, a key added to a held
+    chord extends it, and legato changes (D-F-A pressed while C-E-G is let go) end as the new chord alone.
+    Releases never change a latched chord.
+    """
+
+    def __init__(self, latch: bool = False):
+        self.latch = latch
+        self.held: set[int] = set()
+        self.chord: tuple[int, ...] = ()
+
+    def feed(self, note: int, velocity: int) -> tuple[int, ...] | None:
+        """One note-on (``velocity`` > 0) or note-off; the new chord (lowest first) when it changed, else None."""
+        if velocity > 0:
+            self.held.add(note)
+        else:
+            if note not in self.held:
+                return None  # a release we never saw pressed (held before a reload): nothing to do
+            self.held.discard(note)
+            if self.latch:
+                return None
+        chord = tuple(sorted(self.held))
+        if chord == self.chord:
+            return None
+        self.chord = chord
+        return chord
+
+
+def chord_text(chord: tuple[int, ...]) -> str:
+    """A chord as the ``harmony`` control's text: MIDI note numbers, lowest first; ``""`` for none."""
+    return " ".join(str(n) for n in chord)
 
 
 # --- relative encoders ----------------------------------------------------------------------

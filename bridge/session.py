@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+import bridge.checks  # noqa: F401  (installs the text controls' checks: a bad harmony is refused on every way in)
 import generator as generators
 from bridge.controls import GENERATION_CONTROLS, NUM_PROMPTS, ControlSnapshot, ControlStore
 from generator.core.contract import GenerationControls, Generator

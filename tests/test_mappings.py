@@ -92,7 +92,7 @@ def test_shipped_mappings_cover_the_required_controllers():
     ("  - {source: {midi: {cc: 2}}, target: guidance, in: [0, 127]}", "F:9: 'in' applies to OSC sources only; MIDI inputs are normalised by their resolution"),
     ("  - {source: {midi: {note: 2}}, target: \"prompts[0].text\"}", "F:9: prompts[0].text is text; a MIDI source needs a constant, e.g. value: \"jazz trio\""),
     ("  - {source: {osc: /jamgen/guidance}, target: guidance}", "F:9: /jamgen/guidance is a built-in jamgen address; it needs no mapping"),
-    ("  - {source: {midi: {cc: 1, cc14: 2}}, target: guidance}", "F:9: source.midi needs exactly one of cc, cc14, nrpn, note, pitchbend, program, got cc, cc14"),
+    ("  - {source: {midi: {cc: 1, cc14: 2}}, target: guidance}", "F:9: source.midi needs exactly one of cc, cc14, nrpn, note, notes, pitchbend, program, got cc, cc14"),
     ("  - {source: {midi: {cc: 1, relative: twos}}, target: guidance}", "F:9: relative must be one of twos_complement, binary_offset, sign_magnitude, got 'twos' (did you mean 'twos_complement'?)"),
     ("  - guidance", "F:9: each mapping must be {source: ..., target: ...}, not a string"),
 ])

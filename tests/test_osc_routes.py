@@ -55,7 +55,7 @@ def _sample(name: str):
     """A valid value of control ``name`` that differs from its default."""
     c = REGISTRY[name]
     if c.type == STRING:
-        return "dub techno chords"
+        return "C E G" if c.check else "dub techno chords"  # a checked text (harmony) must parse
     if c.type == BOOL:
         return not c.default
     return c.maximum if c.default != c.maximum else c.minimum
