@@ -46,6 +46,10 @@ def test_an_empty_bar_is_never_repeated_and_truncate_forgets_what_was_taken_back
     i = _feed(form, [G.BAR, G.TS0, *NOTE, G.BAR, G.TS0])
     form.truncate(6)  # take back from the bar's last token (its DUR, index 6) on
     assert form.count == 1 and form.bars[-1][1] == [G.TS0, *NOTE[:4]]
+    form = Form()
+    i = _feed(form, [G.BAR, G.TS0, *NOTE])
+    form.record(i, G.BAR, context="another chord")
+    assert form.choose(1.0) is None  # a bar from before a chord change never comes back after it
     form.truncate(0)
     assert form.count == 0 and not form.bars
 
@@ -58,7 +62,7 @@ def test_with_repeat_one_the_stream_plays_its_bars_again():
         _, state = gen.generate(state, controls, 5)
     gen.drain_midi()
     assert state.form.repeats >= 5 and state.decoder.invalid == 0
-    bars = [tokens for _, tokens in state.form.bars][:-1]  # complete bars only
+    bars = [tokens for _, tokens, _ in state.form.bars][:-1]  # complete bars only
     numbers = range(state.form.count - len(state.form.bars), state.form.count - 1)
     checked = 0
     for tokens, number in zip(bars, numbers):

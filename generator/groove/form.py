@@ -15,7 +15,8 @@ The rule, in four-bar phrases counted from the stream's first bar (a common AABA
     phrase bar 4   is always new (the turnaround, the fill)
 
 each with probability ``repeat`` (the live control of that name, read when the bar begins; drawn from a seeded
-generator, so a stream is reproducible), and only when the source bar has notes.
+generator, so a stream is reproducible), and only when the source bar has notes and was played in the same
+*context* (prompt and held chord): a bar from before a chord or prompt change never comes back after it.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ class Form:
 
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(int(seed) & 0x7FFFFFFF)
-        self.bars: collections.deque[tuple[int, list[int]]] = collections.deque(maxlen=8)  # (BAR index, tokens)
+        # (BAR index, tokens, context the bar was begun in)
+        self.bars: collections.deque[tuple[int, list[int], object]] = collections.deque(maxlen=8)
         self.count = 0  # bars begun since the stream started (recorded ones)
         self.repeats = 0
 
-    def record(self, index: int, token: int) -> None:
-        """Token ``token`` (global index ``index``) joined the stream."""
+    def record(self, index: int, token: int, context: object = None) -> None:
+        """Token ``token`` (global index ``index``) joined the stream, under ``context`` (anything comparable)."""
         if G.KIND[token] == G.K_BAR:
-            self.bars.append((index, []))
+            self.bars.append((index, [], context))
             self.count += 1
         elif self.bars:
             self.bars[-1][1].append(int(token))
@@ -56,18 +58,21 @@ class Form:
             self.bars.pop()
             self.count -= 1
         if self.bars:
-            start, tokens = self.bars[-1]
+            start, tokens, _ = self.bars[-1]
             del tokens[max(0, cut - start - 1):]
 
     def choose(self, repeat: float) -> list[int] | None:
         """For the bar just begun (its BAR the last recorded token): the tokens of the bar it repeats, or None;
-        ``repeat`` is the probability that a bar with a source repeats it (0 = never, 1 = always)."""
+        ``repeat`` is the probability that a bar with a source repeats it (0 = never, 1 = always); the source
+        must have been begun in the new bar's context."""
         back = SOURCE_BACK.get((self.count - 1) % 4)
         if back is None or self.count - 1 < back or self.rng.random() >= repeat:
             return None
         if back >= len(self.bars):
             return None
-        source = self.bars[-1 - back][1]
+        _, source, context = self.bars[-1 - back]
+        if context != self.bars[-1][2]:
+            return None
         if not any(G.KIND[t] == G.K_VEL for t in source):  # a bar without notes
             return None
         self.repeats += 1

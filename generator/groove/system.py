@@ -304,7 +304,7 @@ class GrooveSystem(NoteGenerator):
             t, index = int(toks[k]), tl.end
             note = dec.feed(t)
             tl.append(t, dec.tick)
-            state.form.record(index, t)
+            state.form.record(index, t, (controls.prompts, controls.harmony_notes))
             if G.KIND[t] == G.K_TS:
                 state.bars.record(index, dec.bar_start, dec.state.bar_len)
             if note is not None:
