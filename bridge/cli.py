@@ -135,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "and shrinks back (default: the latency setting's)")
     run.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
                      help="log a status line this often (default 30)")
+    run.add_argument("--sync", choices=("internal", "jack", "midi", "link"), default=None,
+                     help="the clock jamgen plays on: internal (default: its own bpm), jack (the JACK transport's "
+                          "tempo, metre and bar; plays only while it rolls), midi (MIDI clock, start/stop/continue "
+                          "and song position on <client>:midi_in) or link (Ableton Link: pip install "
+                          "'jamgen[link]'); default: the mapping file's sync:, else internal")
+    run.add_argument("--timebase-master", action="store_true",
+                     help="be the JACK timebase master: publish the bpm control (120 when 0) as BBT in 4/4")
 
     render = sub.add_parser("render", help="generate offline into a WAV file (no JACK)",
                             description="Generate with the same generator offline into a WAV file.")
@@ -195,6 +202,14 @@ def cmd_run(parser, args) -> int:
     _check_common(parser, args)
     if args.prebuffer is not None and not 0 < args.prebuffer <= 10:
         parser.error("--prebuffer must be in (0, 10] seconds")
+    if args.sync == "link":  # the GPL extra: refused at once, before a model loads
+        from bridge.sync import SyncError, check_available
+
+        try:
+            check_available(args.sync)
+        except SyncError as err:
+            logging.getLogger("jamgen").error("%s", err)
+            return 1
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be positive")
     if args.osc_port is not None and not 0 <= args.osc_port < 65536:

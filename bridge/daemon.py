@@ -62,6 +62,8 @@ class DaemonOptions:
     block_frames: int | None = None  # frames per block; None: the latency setting's
     prebuffer: float | None = None  # the pre-buffer's floor in seconds; None: the latency setting's
     status_interval: float = 30.0
+    sync: str | None = None  # internal|jack|midi|link (bridge.sync); None: the mapping file's sync:, else internal
+    timebase_master: bool = False  # publish jamgen's bpm as JACK BBT (bridge.sync_jack.TimebaseMaster)
 
 
 class Daemon:
@@ -77,6 +79,8 @@ class Daemon:
         self.surfaces: list[Any] = []  # objects with close(), stopped in reverse order
         self.mappings = None  # bridge.mappings.MappingEngine
         self.midi = None  # bridge.midi.MidiInput
+        self.sync = None  # bridge.sync.SyncSource: the external clock (None: jamgen keeps its own time)
+        self.timebase = None  # bridge.sync_jack.TimebaseMaster with --timebase-master
         self.nsm: NsmClient | None = None  # under a session manager (NSM_URL)
         self._block_log: TextIO | None = None
         self._embedder = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="jamgen-embed")
@@ -132,12 +136,18 @@ class Daemon:
         # A generator that makes notes: the engine queues them, stamped with their stream sample,
         # and the JACK callback sends each on <client>:midi_out in the period that plays it.
         midi_out = queue.SimpleQueue() if gen.makes_notes else None
+        if o.timebase_master:
+            from bridge.sync_jack import TimebaseMaster
+
+            self.timebase = TimebaseMaster(self.store.get("bpm"))
         self.jack = JackOutput(audio_rb, prebuffer, o.client_name, o.jack_server, o.connect, record_rb,
-                               midi_out_queue=midi_out)
+                               midi_out_queue=midi_out, timebase=self.timebase)
+        self.sync = self._make_sync(gen, block_frames, prebuffer)
         self.engine = Engine(gen, self.store, audio_rb, block_frames, prebuffer, self._block_log,
                              midi_out=midi_out, stream_position=lambda: self.jack.consumed,
                              on_flush=self._flush, before_block=[self._apply_timed_osc],
-                             underruns=lambda: self.jack.underruns, period=lambda: self.jack.period_frames)
+                             underruns=lambda: self.jack.underruns, period=lambda: self.jack.period_frames,
+                             sync=self.sync)
         self.store.subscribe(self._on_control)
         self._apply_output_controls()
         if o.record:
@@ -238,12 +248,48 @@ class Daemon:
         if self.osc is not None:
             self.osc.apply_due(sounds_at)
 
+    def _make_sync(self, gen: Generator, block_frames: int, prebuffer: AdaptivePrebuffer):
+        """The sync source (bridge.sync): ``--sync``, else the mapping file's ``sync:``, else internal (None).
+
+        A source that owns the transport holds jamgen stopped until its clock rolls, and plans each start far
+        enough ahead for two blocks to be generated (two blocks, two periods and 33 ms; the JACK callback then starts
+        with what is buffered, the engine filling the rest of the pre-buffer as it plays).
+        """
+        from bridge.sync import SyncError, check_available
+        from bridge.sync_jack import JackTransportSync
+        from bridge.sync_midi import MidiClockSync
+
+        o = self.options
+        mapping_file = self.mappings.mapping_file
+        kind = o.sync or (mapping_file.sync if mapping_file is not None else None) or "internal"
+        if kind == "internal":
+            return None
+        try:
+            check_available(kind)
+        except SyncError as err:
+            raise StartupError(str(err)) from None
+        source = {"jack": JackTransportSync, "midi": MidiClockSync}[kind](self.store, self.jack, self._publish)
+        block = block_frames * SAMPLE_RATE // FRAME_RATE
+        source.lead = lambda: 2 * block + 2 * (self.jack.period_frames or 1024) + SAMPLE_RATE // 30
+        source.start_stopped()
+        log.info("sync: following %s; jamgen plays while it rolls", kind)
+        if not gen.follows_clock:
+            log.warning("model %s plays its own time: --sync %s only starts and stops it", o.model, kind)
+        return source
+
+    def _publish(self, address: str, value: Any) -> None:
+        """Feedback that is not a control (the sync status) to the OSC subscribers, when OSC is on."""
+        if self.osc is not None:
+            self.osc.publish(address, value)
+
     def _apply_output_controls(self) -> None:
         values = self.store.values()
         self.jack.playing = values["transport"] == "playing"
         self.jack.target_gain = output_gain(values)
 
     def _on_control(self, name: str, value: Any) -> None:
+        if name == "bpm" and self.timebase is not None:
+            self.timebase.bpm = value  # a plain attribute the JACK timebase callback reads
         if name == "transport" or name in OUTPUT_CONTROLS:
             self._apply_output_controls()
         elif name.endswith(".text") and value:

@@ -21,6 +21,11 @@ A generator that raises does not stop the daemon: the error is logged once, the 
 rebuilt fresh, and generation resumes after a short back-off (the callback meanwhile plays
 out the buffer, then silence).
 
+With a sync source (:mod:`bridge.sync`: JACK transport, MIDI clock), the engine asks it before each block
+where the block's first stream sample falls in the external clock's song and passes the answer as the
+block's ``GenerationControls.clock``; it also lets the source look at its clock on every turn of the
+loop (``poll``, playing or not), so a transport start or stop is acted on within milliseconds.
+
 The engine knows its neighbours only through what its constructor is given (the play position,
 a flush request, the MIDI queue the JACK callback reads, the hooks run before each block), so
 the daemon wires everything in one place, when it builds it, and nothing is patched in later.
@@ -29,6 +34,7 @@ the daemon wires everything in one place, when it builds it, and nothing is patc
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import queue
@@ -72,6 +78,7 @@ class Engine:
         logged and skipped.
       underruns: returns the JACK callback's underrun counter (a rise is a near miss).
       period: returns the JACK period in frames (0 or None when not connected), for the danger level.
+      sync: the sync source (:class:`bridge.sync.SyncSource`), or None: jamgen keeps its own time.
     """
 
     def __init__(
@@ -88,6 +95,7 @@ class Engine:
         before_block: Iterable[Callable[[float], Any]] = (),
         underruns: Callable[[], int] = lambda: 0,
         period: Callable[[], int | None] = lambda: None,
+        sync=None,
     ):
         self.generator = generator
         self.store = store
@@ -117,6 +125,8 @@ class Engine:
         self._state: Any = None
         self._reset_count = -1
         self._last_error = ""
+        self.sync = sync
+        self._last_sync_error = ""
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -141,6 +151,8 @@ class Engine:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.sync is not None:
+                self._sync(self.sync.poll)
             snap = self.store.snapshot(0.0)
             if snap.reset_count != self._reset_count or self._state is None:
                 self._fresh_state(snap, flush=snap.transport == "stopped" and self._reset_count >= 0)
@@ -193,9 +205,12 @@ class Engine:
                 hook(sounds_at)
             except Exception:
                 log.exception("before-block hook failed")
-        snap = self.store.snapshot(block_seconds)
+        clock = self._sync(self.sync.position, self.written, sounds_at) if self.sync is not None else None
+        snap = self.store.snapshot(block_seconds)  # after the sync source, which may have set bpm
         snap_time = time.time()
         controls = generation_controls(snap)
+        if clock is not None:
+            controls = dataclasses.replace(controls, clock=clock)
         t0 = time.perf_counter()
         try:
             audio, state = self.generator.generate(self._state, controls, self.block_frames)
@@ -255,6 +270,17 @@ class Engine:
                 listener(info)
             except Exception:
                 log.exception("block listener failed")
+
+    def _sync(self, method: Callable[..., Any], *args: Any) -> Any:
+        """Call the sync source; one that raises is logged once per distinct error and gives no clock."""
+        try:
+            return method(*args)
+        except Exception as err:  # noqa: BLE001 - a sync bug must not stop the music
+            message = f"sync {method.__name__} failed: {type(err).__name__}: {err}".splitlines()[0]
+            if message != self._last_sync_error:
+                log.exception("%s", message)
+                self._last_sync_error = message
+            return None
 
     def _report_error(self, where: str, err: Exception) -> None:
         self.errors += 1

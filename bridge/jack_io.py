@@ -38,6 +38,10 @@ from generator.core.contract import CHANNELS, SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 MAX_PERIOD = 8192  # the largest JACK period we preallocate for
+FRAME_MASK = 0xFFFFFFFF  # JACK frame times are 32-bit and wrap (about every 24.8 h at 48 kHz)
+# MIDI clock, start, continue, stop and song position: with a sync queue they go to the MIDI clock
+# follower (bridge.sync_midi) with their frame time, not to the mappings.
+SYNC_STATUSES = frozenset((0xF2, 0xF8, 0xFA, 0xFB, 0xFC))
 REFUSED_RETRY_SECONDS = 1.0  # how often a server at the wrong rate or period is asked again
 FADE_SECONDS = 0.02  # gain ramps (volume, mute, pause) never take less than this
 BYTES_PER_FRAME = 4 * CHANNELS  # interleaved float32 stereo
@@ -76,6 +80,8 @@ class JackOutput:
       midi_out_queue: the generator's notes as ``(stream sample, bytes)`` (filled by the engine);
         when given, the client also has a ``<name>:midi_out`` port that sends each note in the
         period that plays its sample.
+      timebase: a JACK timebase callback (``--timebase-master``: :class:`bridge.sync_jack.TimebaseMaster`),
+        registered on every (re)connect, or None.
 
     Attributes read by other threads (all plain counters, never reset while running):
       underruns: periods in which the buffer ran dry while playing (after priming).
@@ -84,6 +90,13 @@ class JackOutput:
       connected: whether a client is active on a server right now.
       period_frames: the server's period (0 when never connected); a plain copy, so other threads
         never call into libjack for it.
+
+    Sync (bridge.sync): :meth:`frame_time_of` says when a stream sample will play, from ``cycle`` (the
+    frame time and stream position of the last period played, set by the callback) or, before the
+    first period, from ``start_at``: a frame time a sync source asked for with :meth:`plan_start`, at
+    which the callback starts playing exactly (so the first block's musical position is known before
+    it is generated). ``sync_queue``, when set, receives MIDI clock messages as ``(frame time, bytes)``.
+    ``client_lock`` is held while the client is closed, so another thread may query it under the lock.
     """
 
     def __init__(
@@ -95,6 +108,7 @@ class JackOutput:
         connect: str | None = None,
         record_rb: jack.RingBuffer | None = None,
         midi_out_queue: queue.SimpleQueue | None = None,
+        timebase=None,
     ):
         self.audio_rb = audio_rb
         self.record_rb = record_rb
@@ -138,26 +152,39 @@ class JackOutput:
         self.midi_out_port = None
         self._midi_pending: list[tuple[int, bytes]] = []
         self._notes_on: set[tuple[int, int]] = set()  # (status & 0x0F, note) sounding downstream
+        # Sync (see the class docstring): written by the callback / by a sync source, read by both.
+        self.timebase = timebase
+        self.sync_queue: queue.SimpleQueue | None = None
+        self.cycle: tuple[int, int] | None = None  # (frame time, consumed) of the last period while primed
+        self.last_frame = 0  # frame time of the last period's first frame
+        self.start_at: int | None = None  # frame time at which to start playing (a sync source's plan)
+        self.client_lock = threading.Lock()
+        self._rt_client: jack.Client | None = None
 
     # --- the real-time thread ---------------------------------------------------------------
     def _process(self, nframes: int) -> None:
+        frame = self._rt_client.last_frame_time  # jack_last_frame_time: RT-safe, this period's first frame
+        self.last_frame = frame
         if self.midi_port is not None:
-            self._take_midi()
-        if self.midi_out_port is not None:
-            self._send_midi(nframes)
+            self._take_midi(frame)
         rb = self.audio_rb
-        if self.flush_requests != self._flushes_done:  # stop: drop what is buffered
+        flushing = self.flush_requests != self._flushes_done
+        if flushing:  # stop: drop what is buffered
             self._flushes_done = self.flush_requests
             dropped = rb.read_space // BYTES_PER_FRAME
             rb.read_advance(dropped * BYTES_PER_FRAME)
             self.consumed += dropped
             self._primed = False
+        available = rb.read_space // BYTES_PER_FRAME
+        if not self._primed:
+            self._prime(available, nframes, frame)
+            available = rb.read_space // BYTES_PER_FRAME
+        if self._primed:
+            self.cycle = (frame, self.consumed)
+        if self.midi_out_port is not None:  # after priming, so the first period's notes go out on time
+            self._send_midi(nframes, flushing)
         out_l = self._ports[0].get_array()
         out_r = self._ports[1].get_array()
-        available = rb.read_space // BYTES_PER_FRAME
-        if not self._primed and available >= min(max(self.prebuffer.frames, 3 * nframes),
-                                                 rb.size // BYTES_PER_FRAME - nframes):
-            self._primed = True
         target = self.target_gain if self.playing else 0.0
         if not self._primed or (not self.playing and self._gain == 0.0):
             out_l.fill(0.0)
@@ -210,16 +237,47 @@ class JackOutput:
             else:
                 self.record_dropped += nframes
 
-    def _take_midi(self) -> None:
-        """RT: copy incoming MIDI events to the MIDI worker's queue (no parsing here)."""
+    def _prime(self, available: int, nframes: int, frame: int) -> None:
+        """RT: start playing once the pre-buffer is there; with a planned start (``start_at``), exactly then.
+
+        A planned start that finds the buffer late drops the frames it is late by, so the stream stays on
+        the sync source's timeline; if that would leave less than two periods, it starts unaligned (the
+        source re-phases from ``cycle``).
+        """
+        rb = self.audio_rb
+        need = min(max(self.prebuffer.frames, 3 * nframes), rb.size // BYTES_PER_FRAME - nframes)
+        start = self.start_at
+        if start is None:
+            self._primed = available >= need
+            return
+        late = ((frame - start + 0x80000000) & FRAME_MASK) - 0x80000000
+        if late < 0:
+            return  # not yet
+        if available - late >= 2 * nframes:
+            rb.read_advance(late * BYTES_PER_FRAME)
+            self.consumed += late
+        elif available < need:
+            return
+        self.start_at = None
+        self._primed = True
+
+    def _take_midi(self, frame: int) -> None:
+        """RT: copy incoming MIDI events to the MIDI worker's queue (no parsing here); MIDI clock
+        messages to the sync queue, with their frame time, when there is one."""
         q = self.midi_queue
-        for _offset, data in self.midi_port.incoming_midi_events():
+        sq = self.sync_queue
+        for offset, data in self.midi_port.incoming_midi_events():
             if len(data) > 3 or q.qsize() >= 4096:  # SysEx or a flood: not for us
                 self.midi_dropped += 1
+                continue
+            data = bytes(data)
+            if sq is not None and data[0] in SYNC_STATUSES:
+                if sq.qsize() < 4096:
+                    sq.put_nowait((frame + offset, data))
             else:
-                q.put_nowait(bytes(data))
+                q.put_nowait(data)
 
-    def _send_midi(self, nframes: int) -> None:
+    def _send_midi(self, nframes: int, flushing: bool) -> None:
         """RT: send the queued generator notes that fall into this period.
 
         ``consumed`` is the stream position of this period's first sample *before* this period's
@@ -233,7 +291,6 @@ class JackOutput:
         pending = self._midi_pending
         while not q.empty():
             pending.append(q.get_nowait())
-        flushing = self.flush_requests != self._flushes_done
         if flushing:
             pending.clear()
         if not self.playing or flushing or not self._primed:
@@ -289,6 +346,8 @@ class JackOutput:
             raise RuntimeError(f"JACK period {size} is larger than the supported {MAX_PERIOD}")
         self._on_blocksize(client.blocksize)
         self._server_gone.clear()
+        self._rt_client = client
+        self.cycle, self.start_at = None, None
         self._ports = [client.outports.register("out_L"), client.outports.register("out_R")]
         if self.midi_out_queue is not None:
             self.midi_out_port = client.midi_outports.register("midi_out")
@@ -302,6 +361,8 @@ class JackOutput:
         client.set_xrun_callback(self._on_xrun)
         client.set_samplerate_callback(self._on_samplerate)
         client.set_blocksize_callback(self._on_blocksize)
+        if self.timebase is not None:
+            client.set_timebase_callback(self.timebase)
         client.activate()
         self.client = client
         self.connected = True
@@ -363,23 +424,48 @@ class JackOutput:
                 self._last_error = ""
 
     def _drop_client(self) -> None:
-        client, self.client = self.client, None
-        self.midi_port = self.midi_out_port = None
-        self.connected = False
-        self._primed = False
-        if client is None:
-            return
-        try:
-            client.deactivate(ignore_errors=True)
-            client.close(ignore_errors=True)
-        except Exception as err:  # a dead server can make libjack complain; we move on
-            log.debug("JACK: closing old client: %s", err)
+        with self.client_lock:  # a sync source may be querying the transport
+            client, self.client = self.client, None
+            self.midi_port = self.midi_out_port = None
+            self.connected = False
+            self._primed = False
+            self.cycle = None
+            if client is None:
+                return
+            try:
+                client.deactivate(ignore_errors=True)
+                client.close(ignore_errors=True)
+            except Exception as err:  # a dead server can make libjack complain; we move on
+                log.debug("JACK: closing old client: %s", err)
 
     def close(self) -> None:
         self.playing = False
         if self.client is not None and not self._server_gone.is_set():
             time.sleep(FADE_SECONDS * 2)  # let the fade-out reach the speakers
         self._drop_client()
+
+    # --- sync (any thread) --------------------------------------------------------------------
+    def frame_time_of(self, sample: int) -> int | None:
+        """The JACK frame time at which stream sample ``sample`` will play, if playback goes on without an
+        underrun; None when nothing anchors the stream (not connected, not started, no planned start)."""
+        cycle = self.cycle
+        if self._primed and cycle is not None:
+            return (cycle[0] + sample - cycle[1]) & FRAME_MASK
+        start = self.start_at
+        if start is not None:
+            return (start + sample - self.consumed) & FRAME_MASK
+        return None
+
+    def plan_start(self, lead_frames: int) -> int | None:
+        """Start playing (after a stop, flush or underrun) exactly at the first period boundary at least
+        ``lead_frames`` from now, so a sync source knows when the next block will sound; returns that frame
+        time (None when not connected, or already playing)."""
+        period = self.period_frames
+        if not self.connected or period <= 0 or self._primed:
+            return None
+        periods = -(-(lead_frames + period) // period)  # the period running now may be half done
+        self.start_at = (self.last_frame + periods * period) & FRAME_MASK
+        return self.start_at
 
     @property
     def period(self) -> int | None:

@@ -13,6 +13,7 @@ Schema (version 1)::
     version: 1
     osc:  {listen: "127.0.0.1:9000", feedback: "127.0.0.1:9001"}
     midi: {inputs: ["nanoKONTROL2*"]}          # fnmatch patterns of MIDI ports to connect
+    sync: jack                                 # internal | jack | midi | link (bridge.sync; --sync wins)
     prompts: [{text: "bossa nova guitar", weight: 1.0}, ...]
     mappings:
       - source: {osc: "/1/fader1", arg: 0}      # or {midi: {cc|cc14|nrpn|note: N, channel: 1-16}}
@@ -49,7 +50,8 @@ from bridge.midi_decode import (CC, CC14, NOTE, NOTES, NRPN, NRPN_CCS, NUMBER_LI
 from bridge.transforms import CURVES, Scale
 from bridge.yaml_lines import LDict, LList
 
-TOP_KEYS = ("version", "osc", "midi", "prompts", "mappings")
+TOP_KEYS = ("version", "osc", "midi", "prompts", "mappings", "sync")
+SYNC_SOURCES = ("internal", "jack", "midi", "link")  # bridge.sync (which --sync overrides)
 OSC_KEYS = ("listen", "feedback")
 MIDI_KEYS = ("inputs",)
 PROMPT_KEYS = ("text", "weight")
@@ -122,6 +124,7 @@ class MappingFile:
     midi_inputs: tuple[str, ...]
     prompts: tuple[tuple[str, float], ...]
     mappings: tuple[Mapping, ...]
+    sync: str | None = None  # the clock to play on (bridge.sync); read at start-up
 
 
 def did_you_mean(word: Any, choices: tuple[str, ...] | list[str]) -> str:
@@ -231,11 +234,15 @@ def parse(data: Any, path: str) -> tuple[MappingFile | None, list[str]]:
             else:
                 inputs = tuple(raw)
 
+    sync = data.get("sync")
+    if sync is not None and sync not in SYNC_SOURCES:
+        err.add(data.line_of("sync"), f"sync must be one of {', '.join(SYNC_SOURCES)}, got {sync!r}"
+                f"{did_you_mean(sync, SYNC_SOURCES)}")
     prompts = _parse_prompts(data, err)
     mappings = _parse_mappings(data, err)
     if err.lines:
         return None, err.lines
-    return MappingFile(path, listen, feedback, inputs, prompts, mappings), []
+    return MappingFile(path, listen, feedback, inputs, prompts, mappings, sync=sync), []
 
 
 def _parse_prompts(data: LDict, err: _Errors) -> tuple[tuple[str, float], ...]:

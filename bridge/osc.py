@@ -18,8 +18,8 @@ allow-list, the feedback subscribers, and bundles with a future timetag. In shor
 ``/jamgen/learn s``                  MIDI-learn a target (when a mapping file is in use)
 ===================================  ==========================================================
 
-Feedback uses the same addresses, plus ``/jamgen/transport s`` and ``/jamgen/sounding/...``
-(the controls of the block audible now). Any other address goes to the mapping engine's hook.
+Feedback uses the same addresses, plus ``/jamgen/transport s``, ``/jamgen/sounding/...``
+(the controls of the block audible now) and ``/jamgen/sync s`` (the sync source's status, bridge.sync). Any other address goes to the mapping engine's hook.
 
 Threading: one receive thread (``jamgen-osc``) reads datagrams and dispatches them in order
 (no thread per packet, so a burst cannot spawn thousands of threads). Bundles whose timetag is
@@ -282,6 +282,13 @@ class OscServer:
         """Send feedback to ``host:port`` (the mapping file's ``osc.feedback``)."""
         with self._sub_lock:
             self._subscribers.add((host, port))
+
+    def publish(self, address: str, value: Any) -> None:
+        """Send ``address value`` to every subscriber (feedback that is not a control: ``/jamgen/sync``)."""
+        with self._sub_lock:
+            targets = list(self._subscribers)
+        for target in targets:
+            self._send(target, address, value)
 
     def _on_change(self, name: str, value: Any) -> None:
         """Store listener, on the writer's thread: report a change to every subscriber."""

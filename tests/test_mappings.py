@@ -113,7 +113,7 @@ mappings:
   - {source: {midi: {cc: 33}}, target: top_k}
 """)
     assert errs == [
-        "F:2: unknown key 'bogus' in the file (allowed: version, osc, midi, prompts, mappings)",
+        "F:2: unknown key 'bogus' in the file (allowed: version, osc, midi, prompts, mappings, sync)",
         "F:1: version must be 1, got 2",
         "F:3: osc.listen must be \"host:port\" with a port in 1..65535, got '127.0.0.1:99999'",
         "F:6: duplicate source cc 21 ch1 (already mapped on line 5)",
