@@ -9,16 +9,16 @@ one slow moment does not cost latency for the rest of the session.
 
 A near miss is either of:
 
-- a block arrived with less audio still buffered than the danger level: one block plus two JACK
-  periods (a block as slow again would have run dry), but never more than half the pre-buffer plus
-  one period, so a pre-buffer chosen below one block plus two periods is not a near miss on every
-  block;
+- a block arrived with less audio still buffered than the danger level: two JACK periods (the JACK
+  callback fades out as soon as the *next* period would run dry) plus a margin of an eighth of the
+  pre-buffer, at least 5 ms; a block that arrives with more than that left had time to spare;
 - the JACK callback counted an underrun.
 
 As a block is requested as soon as less than the pre-buffer is left, and JACK takes a period at a time,
-a block arrives with at least the pre-buffer less one period and the block's compute time; so the
-pre-buffer settles at no less than about four JACK periods plus twice the block time, whatever floor
-was asked for.
+a block arrives with the pre-buffer less up to one period and less what JACK took during its compute. With
+long periods (1024 frames, 21 ms) a slow block therefore comes near more often, and the pre-buffer settles
+higher (measured with the groove model: ~110 ms at 1024 frames); with a live setting of 256 frames it stays
+at the model's floor unless the machine is loaded.
 
 Threads: the generation thread (``bridge.engine``) owns an :class:`AdaptivePrebuffer` and is the only
 one that calls its methods; the JACK process callback (``bridge.jack_io``) reads :attr:`frames`, a
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 GROW = 1.5  # a near miss multiplies the pre-buffer by this (at once)
 SHRINK = 0.9  # each calm period takes 10 % off, down to the floor
+MARGIN_MS = 5  # the least a block must arrive with, above two JACK periods
 CALM_SECONDS = 30.0  # how long without a near miss before shrinking a step
 MIN_CAP_SECONDS = 1.0  # the cap is at least this, and at least twice the "safe" setting's pre-buffer
 
@@ -78,7 +79,7 @@ class AdaptivePrebuffer:
     def danger_frames(self, block_samples: int, period: int | None) -> int:
         """Buffered audio below which a block's arrival is a near miss (see the module docstring)."""
         period = period or 0
-        return min(block_samples + 2 * period, self.frames // 2 + period)
+        return 2 * period + max(SAMPLE_RATE * MARGIN_MS // 1000, self.frames // 8)
 
     def check_arrival(self, buffered: int, block_samples: int, period: int | None) -> bool:
         """A block is about to be written with ``buffered`` frames still queued: grow when that is a

@@ -43,12 +43,13 @@ def test_grows_at_once_up_to_the_cap_and_shrinks_slowly_to_the_floor():
 def test_a_block_arriving_below_the_danger_level_is_a_near_miss():
     p = AdaptivePrebuffer(0.15, 1.0, Clock())
     block, period = 2 * 1920, 1024
-    # one block + two periods (5888), but at most half the pre-buffer + a period (4624)
-    assert p.danger_frames(block, period) == 4624
-    assert p.danger_frames(5 * 1920, period) == 4624
-    assert AdaptivePrebuffer(0.3, 1.0).danger_frames(1920, 256) == 1920 + 512
-    assert not p.check_arrival(4624, block, period) and p.frames == 7200
-    assert p.check_arrival(4623, block, period) and p.frames == 10800
+    # two periods (2048) plus an eighth of the pre-buffer (900), at least 5 ms (240)
+    assert p.danger_frames(block, period) == 2948
+    assert p.danger_frames(5 * 1920, period) == 2948  # the block size does not matter
+    assert AdaptivePrebuffer(0.3, 1.0).danger_frames(1920, 256) == 512 + 1800
+    assert AdaptivePrebuffer(0.02, 1.0).danger_frames(1920, 256) == 512 + 240
+    assert not p.check_arrival(2948, block, period) and p.frames == 7200
+    assert p.check_arrival(2947, block, period) and p.frames == 10800
     # not connected (no period): a block arriving with nothing left is still a near miss
     assert p.check_arrival(0, block, None)
 
