@@ -158,6 +158,9 @@ class JackOutput:
         self.cycle: tuple[int, int] | None = None  # (frame time, consumed) of the last period while primed
         self.last_frame = 0  # frame time of the last period's first frame
         self.start_at: int | None = None  # frame time at which to start playing (a sync source's plan)
+        self.keep_time = False  # a sync source: after a missed period, drop what the stream is behind by
+        self.caught_up = 0  # frames dropped so (counter)
+        self._played = 0  # frames the last period played (0: it did not play a whole period)
         self.client_lock = threading.Lock()
         self._rt_client: jack.Client | None = None
 
@@ -180,7 +183,10 @@ class JackOutput:
             self._prime(available, nframes, frame)
             available = rb.read_space // BYTES_PER_FRAME
         if self._primed:
+            if self.keep_time and self._played:
+                available -= self._catch_up(frame, available, nframes)
             self.cycle = (frame, self.consumed)
+        self._played = 0
         if self.midi_out_port is not None:  # after priming, so the first period's notes go out on time
             self._send_midi(nframes, flushing)
         out_l = self._ports[0].get_array()
@@ -208,6 +214,8 @@ class JackOutput:
             inter[got * CHANNELS:].fill(0.0)
             starving = self.playing
         self.consumed += got
+        if got == nframes and not starving:
+            self._played = nframes
         np.copyto(out_l, inter[0::2])
         np.copyto(out_r, inter[1::2])
         # Gain: a linear ramp from the current to the target gain over this period.
@@ -260,6 +268,21 @@ class JackOutput:
             return
         self.start_at = None
         self._primed = True
+
+    def _catch_up(self, frame: int, available: int, nframes: int) -> int:
+        """RT, with a sync source (``keep_time``): a period this client missed (an xrun) leaves the stream behind
+        the clock; drop what it is behind by, so the audio and notes already generated stay on the clock's time
+        (one glitch, where an xrun glitched anyway). Returns the frames dropped."""
+        previous = self.cycle
+        if previous is None:
+            return 0
+        behind = ((frame - previous[0] - self._played + 0x80000000) & FRAME_MASK) - 0x80000000
+        if behind <= 0 or behind > available - 2 * nframes:
+            return 0
+        self.audio_rb.read_advance(behind * BYTES_PER_FRAME)
+        self.consumed += behind
+        self.caught_up += behind
+        return behind
 
     def _take_midi(self, frame: int) -> None:
         """RT: copy incoming MIDI events to the MIDI worker's queue (no parsing here); MIDI clock

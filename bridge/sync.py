@@ -160,6 +160,19 @@ class SyncSource:
         except Exception as err:  # noqa: BLE001 - feedback must never stop the clock
             log.debug("sync: publishing the status failed: %s", err)
 
+    def _keep_time(self, jack_output) -> None:
+        """Ask the JACK callback to stay on the clock's time after a missed period (see JackOutput._catch_up)."""
+        self._caught_up = 0
+        if jack_output is not None:
+            jack_output.keep_time = True
+
+    def _report_catch_up(self, jack_output) -> None:
+        """Log when the JACK callback dropped audio to stay on the clock (after an xrun)."""
+        caught = jack_output.caught_up if jack_output is not None else 0
+        if caught != self._caught_up:
+            log.info("sync: JACK skipped a period of ours; dropped %d frames to stay on the clock", caught - self._caught_up)
+            self._caught_up = caught
+
     def _say_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._said:
             self._said.add(key)

@@ -55,6 +55,7 @@ class JackTransportSync(SyncSource):
     def __init__(self, store, jack_output, publish=None):
         super().__init__(store, publish)
         self.jack = jack_output
+        self._keep_time(jack_output)
         self._query: tuple[bool, dict, int] | None = None  # (rolling, position, frame time of its period)
         self._next_poll = 0.0
 
@@ -63,6 +64,7 @@ class JackTransportSync(SyncSource):
         if now < self._next_poll:
             return
         self._next_poll = now + POLL_SECONDS
+        self._report_catch_up(self.jack)
         query = self._read()
         self._query = query
         if query is None:

@@ -129,6 +129,7 @@ class MidiClockSync(SyncSource):
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         if jack_output is not None:
             jack_output.sync_queue = self.queue
+        self._keep_time(jack_output)
         self.estimator = ClockEstimator(rate=rate)
         self.clocks = 0  # clocks received, ever
         self.song_clock = 0  # song position (in clocks) of clock number song_n0
@@ -147,6 +148,7 @@ class MidiClockSync(SyncSource):
             except queue.Empty:
                 break
             self.feed(frame, data)
+        self._report_catch_up(self.jack)
         if self.rolling and time.monotonic() - self._last_clock_wall > LOST_SECONDS:
             self._set_status("midi: clock lost, keeping its last tempo")
 

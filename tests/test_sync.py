@@ -134,6 +134,7 @@ class FakeOutput:
     def __init__(self, at=None):
         self.at = at  # frame time of stream sample 0, or None (not started)
         self.planned = []
+        self.keep_time, self.caught_up = False, 0
 
     def frame_time_of(self, sample):
         return None if self.at is None else (self.at + sample) & 0xFFFFFFFF
@@ -267,3 +268,15 @@ def test_link_without_the_extra_names_it():
             sync.check_available("link")
     else:
         pytest.skip("aalink is installed here")
+
+
+def test_a_missed_period_is_caught_up_only_with_a_sync_source():
+    out, rb = _output(8192)
+    out._primed, out.cycle, out._played = True, (100_000, 0), 1024
+    assert out._catch_up(100_000 + 2048, 8192, 1024) == 1024  # one period of ours went missing
+    assert out.consumed == 1024 and out.caught_up == 1024
+    out.cycle, out._played = (200_000, 1024), 1024
+    assert out._catch_up(200_000 + 1024, 7168, 1024) == 0  # on time
+    assert out._catch_up(200_000 + 1024 + 6000, 7168, 1024) == 0  # more than the buffer can give: left alone
+    source = JackTransportSync(ControlStore(), out)
+    assert out.keep_time and source is not None
