@@ -294,7 +294,7 @@ class JackOutput:
                 self.midi_dropped += 1
                 continue
             data = bytes(data)
-            if sq is not None and data[0] in SYNC_STATUSES:
+            if sq is not None and data and data[0] in SYNC_STATUSES:
                 if sq.qsize() < 4096:
                     sq.put_nowait((frame + offset, data))
             else:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Callable
 
 from bridge.controls import REGISTRY, ControlStore
@@ -49,6 +50,7 @@ LINK_EXTRA = "pip install 'jamgen[link]'"
 STATUS_ADDRESS = "/jamgen/sync"
 BPM_STEP = 0.1  # the bpm control shows the clock's tempo to this resolution
 BPM_HYSTERESIS = 0.3  # and moves only when the clock's tempo moved this far (a MIDI estimate wobbles)
+REPUBLISH_SECONDS = 2.0  # the status is sent again this often, so a surface that just subscribed gets it
 FRAME_MASK = 0xFFFFFFFF
 
 Publish = Callable[[str, Any], None]
@@ -111,6 +113,7 @@ class SyncSource:
         self.status = ""
         self.rolling = False
         self._said: set[str] = set()
+        self._published_at = 0.0
         self.lead: Callable[[], int] = lambda: int(0.25 * SAMPLE_RATE)
 
     # --- what the engine calls (generation thread) ---------------------------------------------
@@ -155,8 +158,17 @@ class SyncSource:
         if status.split(" ")[:2] != self.status.split(" ")[:2]:
             log.info("sync: %s", status)
         self.status = status
+        self._send_status()
+
+    def _republish(self) -> None:
+        """Send the status again now and then (from ``poll``): a surface that subscribed late still gets it."""
+        if self.status and time.monotonic() - self._published_at >= REPUBLISH_SECONDS:
+            self._send_status()
+
+    def _send_status(self) -> None:
+        self._published_at = time.monotonic()
         try:
-            self.publish(STATUS_ADDRESS, status)
+            self.publish(STATUS_ADDRESS, self.status)
         except Exception as err:  # noqa: BLE001 - feedback must never stop the clock
             log.debug("sync: publishing the status failed: %s", err)
 

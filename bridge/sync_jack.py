@@ -65,6 +65,7 @@ class JackTransportSync(SyncSource):
             return
         self._next_poll = now + POLL_SECONDS
         self._report_catch_up(self.jack)
+        self._republish()
         query = self._read()
         self._query = query
         if query is None:

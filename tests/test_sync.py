@@ -280,3 +280,45 @@ def test_a_missed_period_is_caught_up_only_with_a_sync_source():
     assert out._catch_up(200_000 + 1024 + 6000, 7168, 1024) == 0  # more than the buffer can give: left alone
     source = JackTransportSync(ControlStore(), out)
     assert out.keep_time and source is not None
+
+
+# --- the engine hands the clock to the generator ---------------------------------------------------------
+def test_engine_passes_the_sync_position_as_the_blocks_clock():
+    from bridge.engine import Engine
+    from generator.core.contract import MusicalPosition
+    from tests.tone_generator import factory
+
+    seen = []
+
+    class Gen(type(factory())):
+        def generate(self, state, controls, frames):
+            seen.append(controls.clock)
+            return super().generate(state, controls, frames)
+
+    class Source:
+        polls = 0
+
+        def poll(self):
+            Source.polls += 1
+
+        def position(self, sample, sounds_at):
+            return MusicalPosition(sample / 1000.0, 3.0, 99.0)
+
+    gen = Gen()
+    engine = Engine(gen, ControlStore(), ring_buffer(1.0), block_frames=1, sync=Source())
+    engine._state = gen.init_state(0)
+    engine._generate_block()
+    engine._generate_block()
+    assert seen == [MusicalPosition(0.0, 3.0, 99.0), MusicalPosition(1.92, 3.0, 99.0)]
+
+
+def test_status_is_published_on_change_and_again_later(monkeypatch):
+    sent = []
+    source = sync.SyncSource(ControlStore(), lambda address, value: sent.append((address, value)))
+    source._set_status("jack stopped")
+    source._set_status("jack stopped")
+    source._republish()
+    assert sent == [("/jamgen/sync", "jack stopped")]
+    source._published_at -= sync.REPUBLISH_SECONDS
+    source._republish()
+    assert sent == [("/jamgen/sync", "jack stopped")] * 2
