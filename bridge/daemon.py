@@ -257,6 +257,7 @@ class Daemon:
         """
         from bridge.sync import SyncError, check_available
         from bridge.sync_jack import JackTransportSync
+        from bridge.sync_link import LinkSync
         from bridge.sync_midi import MidiClockSync
 
         o = self.options
@@ -268,11 +269,12 @@ class Daemon:
             check_available(kind)
         except SyncError as err:
             raise StartupError(str(err)) from None
-        source = {"jack": JackTransportSync, "midi": MidiClockSync}[kind](self.store, self.jack, self._publish)
+        source = {"jack": JackTransportSync, "midi": MidiClockSync, "link": LinkSync}[kind](
+            self.store, self.jack, self._publish)
         block = block_frames * SAMPLE_RATE // FRAME_RATE
         source.lead = lambda: 2 * block + 2 * (self.jack.period_frames or 1024) + SAMPLE_RATE // 30
         source.start_stopped()
-        log.info("sync: following %s; jamgen plays while it rolls", kind)
+        log.info("sync: following %s%s", kind, "; jamgen plays while it rolls" if source.follows_transport else "")
         if not gen.follows_clock:
             log.warning("model %s plays its own time: --sync %s only starts and stops it", o.model, kind)
         return source
@@ -345,6 +347,8 @@ class Daemon:
             self.osc.close()
         self.jack.close()  # fades out first
         self.engine.stop()
+        if self.sync is not None:
+            self.sync.close()  # a Link session leaves
         if self.recorder is not None:
             self.recorder.close()
         self._embedder.shutdown(wait=False, cancel_futures=True)

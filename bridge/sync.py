@@ -14,8 +14,9 @@ command line wins):
   extrapolated to the block's first sample through the audio already buffered.
 * ``midi``: MIDI clock, start, continue, stop and song position on ``<client>:midi_in``
   (:mod:`bridge.sync_midi`), with a least-squares tempo estimate that is steady under jitter.
-* ``link``: Ableton Link needs the GPL ``aalink`` package, kept out of the default install
-  (``pip install 'jamgen[link]'``); without it ``jamgen run --sync link`` exits with one line saying so.
+* ``link``: an Ableton Link session's tempo and bar phase (:mod:`bridge.sync_link`); Link needs the GPL
+  ``aalink`` package, kept out of the default install (``pip install 'jamgen[link]'``); without it
+  ``jamgen run --sync link`` exits with one line saying so.
 
 The transport follows the clock (a documented choice): with ``jack`` or ``midi``, jamgen plays only while
 the clock rolls. A start triggers ``play`` (the JACK callback starts exactly at a planned period boundary,
@@ -86,7 +87,7 @@ def describe(name: str, position: MusicalPosition | None, rolling: bool, metre: 
         return f"{name} stopped"
     if position is None:
         return f"{name} rolling"
-    bar = int(math.floor(position.beat / position.beats_per_bar + 1e-9)) + 1
+    bar = max(1, int(math.floor(position.beat / position.beats_per_bar + 1e-9)) + 1)
     metre = metre or f"{position.beats_per_bar:g}/4"
     return f"{name} rolling {position.bpm:.1f} BPM {metre} bar {bar}"
 
@@ -200,4 +201,3 @@ def check_available(kind: str) -> None:
             import aalink  # noqa: F401  (GPL: an optional extra, never a default dependency)
         except ImportError:
             raise SyncError(f"--sync link needs Ableton Link, which is not installed: {LINK_EXTRA}") from None
-        raise SyncError("--sync link: the Link source is not written yet (aalink is installed); use jack or midi")

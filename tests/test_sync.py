@@ -6,6 +6,7 @@ tests/test_sync_e2e.py."""
 from __future__ import annotations
 
 import random
+import time
 import types
 
 import numpy as np
@@ -322,3 +323,40 @@ def test_status_is_published_on_change_and_again_later(monkeypatch):
     source._published_at -= sync.REPUBLISH_SECONDS
     source._republish()
     assert sent == [("/jamgen/sync", "jack stopped")] * 2
+
+
+# --- Ableton Link ------------------------------------------------------------------------------------------
+def test_link_position_is_the_sessions_beat_advanced_to_the_blocks_sound_time():
+    import threading
+
+    from bridge.sync_link import LinkSync
+
+    class FakeClient:
+        frame_time = 50_000
+
+    out = FakeOutput(at=50_000 + 4_800)  # stream sample 0 plays 0.1 s from now
+    out.client, out.connected, out.client_lock = FakeClient(), True, threading.Lock()
+    link = types.SimpleNamespace(beat=7.5, tempo=120.0, num_peers=2, enabled=True)
+    store = ControlStore()
+    source = LinkSync(store, out, link=link)
+    source.poll()
+    assert store.get("bpm") == 120.0 and store.transport == "playing"  # Link never stops jamgen
+    pos = source.position(RATE // 10, 0.0)  # 0.1 s further: 0.2 s ahead at 2 beats a second
+    assert (pos.beat, pos.beats_per_bar, pos.bpm) == (pytest.approx(7.9), 4.0, 120.0)
+    assert source.status == "link rolling 120.0 BPM 4/4 bar 2, 2 peers"
+    source.close()
+    assert link.enabled is False
+
+
+def test_link_session_when_the_extra_is_installed():
+    pytest.importorskip("aalink")
+    from bridge.sync_link import open_link
+
+    link, loop = open_link(97.0)
+    try:
+        first = link.beat
+        time.sleep(0.2)
+        assert link.tempo == pytest.approx(97.0) and link.beat > first
+    finally:
+        link.enabled = False
+        loop.close()
