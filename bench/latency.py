@@ -431,7 +431,7 @@ def measure_divergence(server, env, tmp, a, setting, args, bar) -> dict:
             unreliable += i >= 0
             notes.append(f"{'null run' if i < 0 else f'change {i}'}: could not align the run with the reference")
             continue
-        div, glitches = first_divergence(x, ref, d, a.eps, rec.samplerate)
+        div, glitches = first_divergence(x, ref, d, a.eps, rec.samplerate, a.period)
         if glitches:
             notes.append(f"{'null run' if i < 0 else f'change {i}'}: stepped over {glitches} lost cycles")
         if i < 0:  # the null run must match the reference everywhere they overlap
@@ -486,6 +486,7 @@ def main() -> int:
     p.add_argument("--null-runs", type=int, default=1,
                    help="divergence: runs without a change that must match the reference (a determinism check)")
     p.add_argument("--eps", type=float, default=1e-4, help="divergence: sample difference that counts")
+    p.add_argument("--period", type=int, default=1024, help="JACK period of the private server (frames)")
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args()
     tone = a.model.split(":")[0].removeprefix("python:") == TONE_MODULE
@@ -495,7 +496,7 @@ def main() -> int:
     loads = ["none", "busy"] if a.load == "both" else [a.load]
     settings = [s for s in a.settings.split(",") if s]
     name = f"lat{os.getpid()}"
-    jackd, env = private_jackd(name)
+    jackd, env = private_jackd(name, a.period)
     deadline = time.monotonic() + 20
     while subprocess.run(["jack_lsp", "-s", name], env=env, capture_output=True).returncode != 0:
         if jackd.poll() is not None or time.monotonic() > deadline:
@@ -526,7 +527,7 @@ def main() -> int:
         jackd.terminate()
         jackd.wait()
     method = "pitch of the tone generator" if tone else f"divergence from a reference run (eps {a.eps})"
-    print(f"\nmodel {a.model}, commit {commit}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}; "
+    print(f"\nmodel {a.model}, commit {commit}, JACK period {a.period}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}; "
           f"method: {method}; --latency option {'present' if latency_option else 'absent (fallbacks used)'}")
     head = (f"{'setting':<10} {'args':<34} {'load':<5} {'block':>5} {'prebuf':>9} {'n':>3} {'p50':>5} {'p99':>5} "
             f"{'max':>5} {'under':>5} {'xrun':>4} {'early':>5} {'fb-audio':>8}")
