@@ -77,11 +77,9 @@ def note_off(n: int) -> str:
 def test_held_chords_steer_the_melodic_notes(daemon_factory, jackd, tmp_path):
     path = tmp_path / "chords.yaml"
     path.write_text(MAPPING)
-    # repeat=0: the groove form's bar repeats (default 0.5) copy bars sampled before the chord was held, note for
-    # note, so for a bar or two after a change the old harmony comes back (measured offline: seed 1, repeat 0.5,
-    # 24 of 146 notes off the chord's scale 3-8 s after the change; none with repeat 0). This test measures the
-    # harmony bias itself; drop the setting once repeats only copy bars played under the harmony in force.
-    d = daemon_factory("--mapping", str(path), "--set", "repeat=0", model="groove", env=ENV)
+    # At the default repeat (0.5): the groove form repeats only bars begun under the chord in force (620b63a), so
+    # an old chord never comes back after a change.
+    d = daemon_factory("--mapping", str(path), model="groove", env=ENV)
     d.wait_for_blocks(3, timeout=180)
     sender = Sender(jackd)
     sender.wait_connected()
