@@ -5,6 +5,9 @@
 
 ``timebase``: the JACK timebase master (bridge.sync_jack.TimebaseMaster, the same BBT jamgen publishes
 with --timebase-master), starting, stopping and changing tempo on the script's wall-clock times.
+``transport``: the same starts and stops without taking the timebase (jamgen may be the master).
+``link``: an Ableton Link peer at ``--bpm`` (needs aalink); each script step records an anchor
+``[frame time, beat, tempo, peers]``.
 ``clock``: MIDI clock at ``--bpm`` (24 ppqn, each clock moved by a uniform +-``--jitter-ms``) on
 ``syncpeer:clock_out``, connected to ``jamgen:midi_in``, with start (0xFA) and stop (0xFC) on the grid.
 Times in the script count from the moment ``--wait-for`` (a port) appeared.
@@ -31,7 +34,7 @@ from bridge.sync_jack import TimebaseMaster
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--server", required=True)
-    p.add_argument("--mode", choices=("timebase", "clock"), required=True)
+    p.add_argument("--mode", choices=("timebase", "transport", "clock", "link"), required=True)
     p.add_argument("--script", required=True)
     p.add_argument("--bpm", type=float, default=100.0)
     p.add_argument("--jitter-ms", type=float, default=0.0)
@@ -46,7 +49,7 @@ def main() -> int:
     out = {"marks": marks, "pieces": pieces, "period": period, "rate": rate}
     rng = random.Random(7)
 
-    if a.mode == "timebase":
+    if a.mode in ("timebase", "transport"):  # transport: start and stop only (jamgen may be the master)
         master = TimebaseMaster(a.bpm, rate=rate)
         seen = {"state": None}
 
@@ -58,7 +61,17 @@ def main() -> int:
                 seen["state"] = rolling
                 marks.append(["rolling" if rolling else "stopped", client.last_frame_time, pos.frame])
 
-        client.set_timebase_callback(master)
+        if a.mode == "timebase":
+            client.set_timebase_callback(master)
+    elif a.mode == "link":  # another Link peer; anchors map its beat to JACK frame times
+        from bridge.sync_link import open_link
+
+        link, link_loop = open_link(a.bpm)
+        out["anchors"] = anchors = []
+
+        @client.set_process_callback
+        def process(frames):
+            pass
     else:
         port = client.midi_outports.register("clock_out")
         interval = rate * 60.0 / (a.bpm * 24)
@@ -119,7 +132,9 @@ def main() -> int:
         time.sleep(max(0.0, t0 + float(when) - time.monotonic()))
         if action == "end":
             break
-        if a.mode == "timebase":
+        if a.mode == "link":
+            anchors.append([client.frame_time, link.beat, link.tempo, link.num_peers])
+        elif a.mode != "clock":
             if action == "start":
                 client.transport_start()
             elif action == "stop":
@@ -131,7 +146,9 @@ def main() -> int:
         else:
             clock["request"] = b"\xfa" if action == "start" else b"\xfc"
             time.sleep(0.1)
-    if a.mode == "timebase":
+    if a.mode == "link":
+        link.enabled = False
+    elif a.mode != "clock":
         pieces.insert(0, [0, 0.0, a.bpm])
     else:
         out["beat0"] = clock.get("beat0")
