@@ -115,6 +115,8 @@ class SyncSource:
         self.rolling = False
         self._said: set[str] = set()
         self._published_at = 0.0
+        self._next_poll = 0.0
+        self.jack = None  # the daemon's JackOutput, for sources that read JACK's time
         self.lead: Callable[[], int] = lambda: int(0.25 * SAMPLE_RATE)
 
     # --- what the engine calls (generation thread) ---------------------------------------------
@@ -160,6 +162,21 @@ class SyncSource:
             log.info("sync: %s", status)
         self.status = status
         self._send_status()
+
+    def _housekeeping(self) -> None:
+        """What every poll does: report a JACK catch-up, send the status again now and then."""
+        self._report_catch_up(self.jack)
+        self._republish()
+
+    def _due(self, every: float) -> bool:
+        """True at most once per ``every`` seconds (a source that polls its clock less often than the engine
+        calls ``poll``), after the :meth:`_housekeeping` every due poll does."""
+        now = time.monotonic()
+        if now < self._next_poll:
+            return False
+        self._next_poll = now + every
+        self._housekeeping()
+        return True
 
     def _republish(self) -> None:
         """Send the status again now and then (from ``poll``): a surface that subscribed late still gets it."""

@@ -27,7 +27,6 @@ on the position structure and plain attributes.
 from __future__ import annotations
 
 import logging
-import time
 
 import jack
 
@@ -57,15 +56,10 @@ class JackTransportSync(SyncSource):
         self.jack = jack_output
         self._keep_time(jack_output)
         self._query: tuple[bool, dict, int] | None = None  # (rolling, position, frame time of its period)
-        self._next_poll = 0.0
 
     def poll(self) -> None:
-        now = time.monotonic()
-        if now < self._next_poll:
+        if not self._due(POLL_SECONDS):
             return
-        self._next_poll = now + POLL_SECONDS
-        self._report_catch_up(self.jack)
-        self._republish()
         query = self._read()
         self._query = query
         if query is None:

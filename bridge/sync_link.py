@@ -70,16 +70,11 @@ class LinkSync(SyncSource):
             link, self._loop = open_link(float(store.get("bpm")) or DEFAULT_BPM)
         self.link = link
         self.rolling = True  # Link never stops
-        self._next_poll = 0.0
         self._keep_time(jack_output)
 
     def poll(self) -> None:
-        now = time.monotonic()
-        if now < self._next_poll:
+        if not self._due(POLL_SECONDS):
             return
-        self._next_poll = now + POLL_SECONDS
-        self._report_catch_up(self.jack)
-        self._republish()
         self._follow_bpm(float(self.link.tempo))
 
     def _now_frame(self) -> int | None:

@@ -148,8 +148,7 @@ class MidiClockSync(SyncSource):
             except queue.Empty:
                 break
             self.feed(frame, data)
-        self._report_catch_up(self.jack)
-        self._republish()
+        self._housekeeping()
         if self.rolling and time.monotonic() - self._last_clock_wall > LOST_SECONDS:
             self._set_status("midi: clock lost, keeping its last tempo")
 
