@@ -18,26 +18,16 @@ from hypothesis import strategies as st
 import bridge.checks  # noqa: F401  (what the daemon, render and the mapping checker import)
 from bridge import controls
 from bridge.controls import REGISTRY, ControlError, ControlStore
-from bridge.mappings import MappingEngine, MappingError, load_file
+from bridge.mappings import MappingEngine, load_file
 from bridge.midi_decode import HeldChord, chord_text
 from bridge.osc_routes import OscRouter
+from tests.mapping_files import errors_of, write
 from tests.conftest import ROOT
 
 HEAD = "version: 1\nmappings:\n"
 CHORDS = HEAD + "  - {source: {midi: {notes: [36, 72], channel: 1}}, target: harmony%s}\n"
 
 
-def write(tmp_path, text):
-    p = tmp_path / "m.yaml"
-    p.write_text(text, encoding="utf-8")
-    return str(p)
-
-
-def errors_of(tmp_path, text):
-    path = write(tmp_path, text)
-    with pytest.raises(MappingError) as info:
-        load_file(path)
-    return [e.replace(path, "F") for e in info.value.errors]
 
 
 def on(note, channel=1, velocity=100):

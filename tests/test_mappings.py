@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from bridge.controls import ControlStore
 from bridge.mappings import MappingEngine, MappingError, check_files, load_file
 from bridge.transforms import Pickup, Scale
+from tests.mapping_files import errors_of, write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = """\
@@ -35,17 +36,6 @@ mappings:
 """
 
 
-def write(tmp_path, text, name="m.yaml"):
-    p = tmp_path / name
-    p.write_text(text, encoding="utf-8")
-    return str(p)
-
-
-def errors_of(tmp_path, text):
-    path = write(tmp_path, text)
-    with pytest.raises(MappingError) as info:
-        load_file(path)
-    return [e.replace(path, "F") for e in info.value.errors]
 
 
 def cc(control, value, channel=1):
