@@ -69,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import ROOT, private_jackd, stop_counts  # noqa: E402
 from tests.jack_timed_recorder import load as load_recording, tone_onsets  # noqa: E402
+from tests.processes import stop as stop_process  # noqa: E402
 
 TONE_MODULE = "tests.tone_generator"
 FALLBACK = {"low": ["--block-frames", "1", "--prebuffer", "0.15"], "safe": []}  # before --latency existed
@@ -222,13 +223,7 @@ class Run:
         """Stop the recorder, then the daemon; return what both said (raises if either failed)."""
         self.recorder.terminate()
         out, _ = self.recorder.communicate(timeout=120)
-        if self.daemon.poll() is None:
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        stop_process(self.daemon, 30)
         self._log.close()
         self.feedback.close()
         self.sock.close()

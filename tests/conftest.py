@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import stop as stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 TONE_MODEL = "python:tests.tone_generator:factory"
 _counter = itertools.count()
@@ -62,13 +64,8 @@ class JackServer:
         raise RuntimeError("jackd did not come up")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None
 
     def ports(self) -> list[str]:

@@ -22,6 +22,7 @@ import pytest
 from bridge.controls import REGISTRY
 from bridge.surfaces_pd import receive_name
 from tests.conftest import ROOT, free_udp_port
+from tests.processes import stop as stop_process
 
 PD = shutil.which("pd")
 PATCHES = ROOT / "pd_patches"
@@ -53,13 +54,7 @@ class PdProcess:
         raise AssertionError(f"{text!r} never printed by pd:\n" + "\n".join(self.lines))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._reader.join(2)
 
 
