@@ -15,6 +15,8 @@ import time
 
 import jack
 
+from tests.jack_ports import connect_when_ready, wait_for_ports
+
 
 def main() -> int:
     p = argparse.ArgumentParser()
@@ -36,12 +38,13 @@ def main() -> int:
 
     client.activate()
     deadline = time.monotonic() + a.wait
-    while not client.get_ports(a.source):
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": f"{a.source} never appeared"}))
-            return 1
-        time.sleep(0.05)
-    client.connect(a.source, port)
+    if not wait_for_ports(client, [a.source], deadline):
+        print(json.dumps({"error": f"{a.source} never appeared"}))
+        return 1
+    failed = connect_when_ready(client, [(a.source, port)], deadline)
+    if failed:
+        print(json.dumps({"error": failed}))
+        return 1
     print("connected", file=sys.stderr, flush=True)
     time.sleep(a.seconds)
     client.deactivate()

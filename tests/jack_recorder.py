@@ -19,6 +19,8 @@ import soundfile
 
 import jack
 
+from tests.jack_ports import connect_when_ready, wait_for_ports
+
 
 def main() -> int:
     p = argparse.ArgumentParser()
@@ -55,16 +57,13 @@ def main() -> int:
 
     client.activate()
     deadline = time.monotonic() + a.wait
-    while True:
-        names = {port.name for port in client.get_ports(is_output=True)}
-        if all(name in names for name in a.ports):
-            break
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": f"ports {a.ports} never appeared"}))
-            return 1
-        time.sleep(0.05)
-    for src, dst in zip(a.ports, inports):
-        client.connect(src, dst)
+    if not wait_for_ports(client, list(a.ports), deadline):
+        print(json.dumps({"error": f"ports {a.ports} never appeared"}))
+        return 1
+    failed = connect_when_ready(client, list(zip(a.ports, inports)), deadline)
+    if failed:
+        print(json.dumps({"error": failed}))
+        return 1
     recording[0] = True
     done.wait(a.seconds + 30)
     client.deactivate()

@@ -41,6 +41,8 @@ import numpy as np
 
 import jack
 
+from tests.jack_ports import connect_when_ready, wait_for_ports
+
 CALIBRATE_EVERY = 0.2  # seconds between clock calibration pairs
 
 
@@ -115,25 +117,14 @@ def main() -> int:
     client.activate()
     deadline = time.monotonic() + a.wait
     wanted = [*a.ports, *([a.midi] if a.midi else [])]
-    while True:
-        names = {port.name for port in client.get_ports(is_output=True)}
-        if all(name in names for name in wanted):
-            break
-        if time.monotonic() > deadline or done.is_set():
-            print(json.dumps({"error": f"ports {wanted} never appeared"}))
-            return 1
-        time.sleep(0.02)
+    if not wait_for_ports(client, wanted, deadline, stop=done.is_set):
+        print(json.dumps({"error": f"ports {wanted} never appeared"}))
+        return 1
     pairs = [*zip(a.ports, inports), *([(a.midi, midi_in)] if midi_in is not None else [])]
-    for src, dst in pairs:
-        while True:  # a port can be listed a moment before its client can be connected to
-            try:
-                client.connect(src, dst)
-                break
-            except jack.JackError as err:
-                if time.monotonic() > deadline or done.is_set():
-                    print(json.dumps({"error": f"cannot connect {src}: {err}"}))
-                    return 1
-                time.sleep(0.05)
+    failed = connect_when_ready(client, pairs, deadline, stop=done.is_set)
+    if failed:
+        print(json.dumps({"error": failed}))
+        return 1
     calib = [_calibration_pair(lib)]
     recording[0] = True
     print("connected", file=sys.stderr, flush=True)

@@ -21,6 +21,8 @@ import time
 
 import jack
 
+from tests.jack_ports import connect_when_ready, wait_for_ports
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -51,12 +53,13 @@ def main() -> int:
     client.activate()
     if args.to:
         deadline = time.monotonic() + args.wait
-        while not client.get_ports(args.to):
-            if time.monotonic() > deadline:
-                print(f"port {args.to} never appeared", file=sys.stderr)
-                return 2
-            time.sleep(0.05)
-        client.connect(out, args.to)
+        if not wait_for_ports(client, [args.to], deadline):
+            print(f"port {args.to} never appeared", file=sys.stderr)
+            return 2
+        failed = connect_when_ready(client, [(out, args.to)], deadline)
+        if failed:
+            print(failed, file=sys.stderr)
+            return 2
         time.sleep(0.1)
     print("ready", flush=True)
     total = 0

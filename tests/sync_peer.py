@@ -29,6 +29,7 @@ import time
 import jack
 
 from bridge.sync_jack import TimebaseMaster
+from tests.jack_ports import connect_when_ready, wait_for_ports
 
 
 def main() -> int:
@@ -114,15 +115,15 @@ def main() -> int:
 
     client.activate()
     deadline = time.monotonic() + a.wait
-    while not client.get_ports(a.wait_for):
-        if time.monotonic() > deadline:
-            print(json.dumps({"error": f"{a.wait_for} never appeared"}))
-            return 1
-        time.sleep(0.05)
+    if not wait_for_ports(client, [a.wait_for], deadline):
+        print(json.dumps({"error": f"{a.wait_for} never appeared"}))
+        return 1
     if a.mode == "clock":
-        while not client.get_ports("jamgen:midi_in"):  # registered just after midi_out
-            time.sleep(0.02)
-        client.connect("syncpeer:clock_out", "jamgen:midi_in")
+        failed = (None if wait_for_ports(client, ["jamgen:midi_in"], deadline) else "jamgen:midi_in never appeared") \
+            or connect_when_ready(client, [("syncpeer:clock_out", "jamgen:midi_in")], deadline)
+        if failed:
+            print(json.dumps({"error": failed}))
+            return 1
     else:
         client.transport_stop()
         client.transport_frame = 0
