@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import logging
+import math
 
 import jax
 import jax.numpy as jnp
@@ -325,10 +326,16 @@ class GrooveSystem(NoteGenerator):
         found = state.bars.phase(tick) if metre is not None else None
         stream_phase = found[0] if found is not None and found[1] == period else tick % period
         error = phase_error(stream_phase, (clock.beat * G.TPB) % period, period)
+        fresh = state.tokens == 0 and not state.script  # nothing sampled yet, so nothing a skip would lose
+        if fresh and error > NUDGE_TICKS:  # a start in the host's bar: join it there rather than rest to its end
+            error -= period
         state.clock.tick0 -= error  # > 0: the stream waits; < 0: it skips ahead
         if abs(error) <= NUDGE_TICKS:
             return
         state.rephases += 1
+        if fresh and metre is not None:  # its first bar begins at the host's bar line, its notes from here on
+            state.script = [G.BAR, G.TS0 + metre]
+            state.model = dict(state.model, floor=jnp.int32(math.ceil(state.clock.tick_at(start) - 1e-6)))
         now = state.clock.tick_at(start)
         for ch, pitch in list(state.active):  # what sounds ends here, cleanly
             self.synth.note(0, False, ch, pitch)
