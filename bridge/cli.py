@@ -1,4 +1,5 @@
-"""The ``jamgen`` command line: ``run`` (the daemon), ``render`` (offline WAV), ``controls``.
+"""The ``jamgen`` command line: ``run`` (the daemon), ``render`` (offline WAV), ``serve`` (remote generation),
+``controls``.
 
 Every error the user can cause ends as one line on stderr and a non-zero exit status.
 """
@@ -152,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--midi", metavar="FILE.mid",
                         help="also write the generated notes (generators that make notes, e.g. symbolic)")
 
+    serve = sub.add_parser("serve", help="serve generators to remote daemons over WebSocket (docs/remote.md)",
+                           description="Serve generators over WebSocket, one stream per session, to daemons "
+                           "running --model remote:ws://HOST:PORT/NAME. The shared secret comes from --token-file "
+                           "or $JAMGEN_REMOTE_TOKEN, never the command line.")
+    serve.add_argument("--model", required=True, metavar="NAME", help="the default model (any jamgen model spec)")
+    serve.add_argument("--models", default="", metavar="NAME,...", help="more models clients may pick by name")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="listen address (default 127.0.0.1; any other needs a token)")
+    serve.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 = any free port)")
+    serve.add_argument("--token-file", metavar="FILE", help="file holding the shared secret clients must present")
+    serve.add_argument("--max-sessions", type=int, default=16, metavar="N", help="live sessions at most (default 16)")
+    serve.add_argument("--tls-cert", metavar="FILE.pem", help="serve wss:// directly with this certificate chain")
+    serve.add_argument("--tls-key", metavar="FILE.pem", help="the certificate's private key")
+
     sub.add_parser("controls", help="list every control with its range and default")
     sub.add_parser("models", help="list the models jamgen can load, what is installed and what is missing")
     sub.add_parser("dataset", add_help=False,
@@ -289,6 +304,22 @@ def cmd_render(parser, args) -> int:
     return 0
 
 
+def cmd_serve(parser, args) -> int:
+    import generator as generators
+    from bridge.serve import ServeOptions, serve
+
+    if args.max_sessions < 1:
+        parser.error("--max-sessions must be at least 1")
+    options = ServeOptions(model=args.model, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+                           host=args.host, port=args.port, token_file=args.token_file,
+                           max_sessions=args.max_sessions, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    try:
+        return serve(options)
+    except (ValueError, generators.ModelLoadError) as err:
+        logging.getLogger("jamgen").error("%s", err)
+        return 1
+
+
 def cmd_controls(parser, args) -> int:
     print(_controls_help())
     return 0
@@ -317,8 +348,8 @@ def cmd_models(parser, args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "render": cmd_render, "controls": cmd_controls, "models": cmd_models,
-            "mappings": cmd_mappings, "learn": cmd_learn}
+COMMANDS = {"run": cmd_run, "render": cmd_render, "serve": cmd_serve, "controls": cmd_controls,
+            "models": cmd_models, "mappings": cmd_mappings, "learn": cmd_learn}
 
 
 def main(argv: list[str] | None = None) -> int:

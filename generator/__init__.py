@@ -13,7 +13,9 @@
 - ``symbolic`` / ``symbolic-tiny`` or a symbolic checkpoint directory: the Music Transformer played
   by FluidSynth, with MIDI out (:mod:`generator.symbolic.system`);
 - ``groove`` / ``groove-tiny`` or a groove checkpoint directory: the beat-grid, multi-track family played on
-  a tempo clock (the ``bpm`` control) by FluidSynth, with MIDI out (:mod:`generator.groove.system`).
+  a tempo clock (the ``bpm`` control) by FluidSynth, with MIDI out (:mod:`generator.groove.system`);
+- ``remote:ws://HOST:PORT[/MODEL]`` (or ``wss://``): a model served by ``jamgen serve`` on another machine
+  (:mod:`generator.backends.remote`, docs/remote.md).
 """
 
 from __future__ import annotations
@@ -71,6 +73,15 @@ def _load_magenta(spec: str) -> Generator:
         raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
 
+def _load_remote(spec: str) -> Generator:
+    from generator.backends import remote  # no JAX: the model runs on the server
+
+    try:
+        return remote.load(spec)
+    except (ValueError, ConnectionError) as err:
+        raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
+
+
 def _is_symbolic_dir(spec: str) -> bool:
     from generator.symbolic.checkpoint import is_checkpoint  # json only: no jax
 
@@ -105,6 +116,8 @@ def load(spec: str = DEFAULT_MODEL) -> Generator:
     """Build the generator named by ``spec`` (see module docstring)."""
     from generator.core.runtime import single_thread_cpu
 
+    if spec.startswith("remote:"):
+        return _load_remote(spec)
     single_thread_cpu()  # before the first JAX computation starts the CPU backend
     if spec.startswith("python:"):
         return _load_python(spec)

@@ -1,0 +1,130 @@
+"""What generating on a ``jamgen serve`` costs over loopback, against generating in the daemon (issue 19).
+
+    python -m bench.remote [--model python:tests.tone_generator:factory] [--chunks 400] [--blocks 150]
+
+Three numbers, each from a real server process on 127.0.0.1:
+
+- **chunk round trip**: a bare protocol client asks for one 2-frame chunk at a time and times request -> chunk
+  received (p50/p99), with the server's own generation time (from the chunk header) beside it, so what the
+  wire and the two event loops add is the difference;
+- **generate()**: :class:`generator.backends.remote.RemoteGenerator` driven at real time, as the daemon's
+  generation thread drives it: how long each call took (p50/p99, against its budget of half a block), late chunks,
+  and the jitter buffer depth it settled on;
+- **control change**: with the tone generator (pitch = 220 Hz * 2 ** temperature), how many blocks after the
+  block that sent a new temperature the returned audio has the new pitch. In the daemon the answer is 0 blocks;
+  remote it is what the jitter buffer and the chunks in flight add to a control's latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from generator.core.contract import FRAME_RATE, SAMPLE_RATE, GenerationControls  # noqa: E402
+from tests.remote_server import ServeProcess, session  # noqa: E402
+
+
+def pct(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if len(values) else float("nan")
+
+
+def round_trips(url: str, chunks: int) -> tuple[list[float], list[float]]:
+    """(round trips, server generation times) in seconds, one 2-frame chunk at a time."""
+    rtts, gens = [], []
+    with session(url) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+        for _ in range(chunks + 10):
+            t0 = time.perf_counter()
+            ws.send(json.dumps({"type": "request", "frames": 2}))
+            raw = ws.recv(timeout=10)
+            rtts.append(time.perf_counter() - t0)
+            size = int.from_bytes(raw[:4], "little")
+            gens.append(json.loads(raw[4:4 + size])["gen_ms"] / 1000.0)
+    return rtts[10:], gens[10:]  # the first few warm the connection
+
+
+def frequency(x: np.ndarray) -> float:
+    up = np.flatnonzero((x[:-1] <= 0) & (x[1:] > 0))
+    return (len(up) - 1) * SAMPLE_RATE / (up[-1] - up[0]) if len(up) > 2 else 0.0
+
+
+def real_time(url: str, blocks: int, frames: int = 2) -> dict:
+    """Drive a RemoteGenerator block by block at real time; change the temperature every 10 blocks."""
+    import generator
+
+    class Late(logging.Handler):
+        count = 0
+
+        def emit(self, record):
+            Late.count += "came late" in record.getMessage()
+
+    logging.getLogger("generator.backends.remote").addHandler(Late())
+    gen = generator.load(f"remote:{url}")
+    block = frames / FRAME_RATE
+    times, heard, silent = [], [], 0
+    temperature, changed_at = 0.5, None
+    gen.init_state(0)
+    t_next = time.perf_counter()
+    try:
+        for i in range(blocks):
+            if i % 10 == 5:
+                temperature, changed_at = (1.0 if temperature == 0.5 else 0.5), i
+            t0 = time.perf_counter()
+            audio, _ = gen.generate(None, GenerationControls(temperature=temperature), frames)
+            times.append(time.perf_counter() - t0)
+            if not np.abs(audio).any():
+                silent += 1
+            elif changed_at is not None and abs(frequency(audio[:, 0]) - 220.0 * 2 ** temperature) < 5.0:
+                heard.append(i - changed_at)
+                changed_at = None
+            t_next += block
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+        target = gen._target  # noqa: SLF001 - the depth it settled on, for the report
+    finally:
+        gen.close()
+    return {"times": times, "heard": heard, "silent": silent, "late": Late.count, "target": target, "block": block}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="python:tests.tone_generator:factory")
+    p.add_argument("--chunks", type=int, default=400)
+    p.add_argument("--blocks", type=int, default=150)
+    a = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="bench: %(levelname)s: %(message)s")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServeProcess(Path(tmp) / "serve.log", model=a.model).start()
+        try:
+            rtts, gens = round_trips(server.url, a.chunks)
+            rt = real_time(server.url, a.blocks)
+        finally:
+            server.stop()
+    ms = 1000.0
+    print(f"chunk round trip over loopback ({len(rtts)} chunks of 2 frames): p50 {pct(rtts, 50) * ms:.2f} ms, "
+          f"p99 {pct(rtts, 99) * ms:.2f} ms; server generation p50 {pct(gens, 50) * ms:.2f} ms, "
+          f"p99 {pct(gens, 99) * ms:.2f} ms; added by the wire p50 "
+          f"{(pct(rtts, 50) - pct(gens, 50)) * ms:.2f} ms")
+    budget = rt["block"] / 2
+    print(f"generate() at real time ({len(rt['times'])} blocks of {rt['block'] * ms:.0f} ms): p50 "
+          f"{pct(rt['times'], 50) * ms:.2f} ms, p99 {pct(rt['times'], 99) * ms:.2f} ms, max "
+          f"{max(rt['times']) * ms:.2f} ms (budget {budget * ms:.0f} ms); late chunks {rt['late']}, silent blocks "
+          f"{rt['silent']}; jitter buffer {rt['target'] * ms:.0f} ms")
+    if rt["heard"]:
+        print(f"control change heard after (blocks, {len(rt['heard'])} changes): p50 {pct(rt['heard'], 50):.1f}, "
+              f"p99 {pct(rt['heard'], 99):.1f} = p50 {pct(rt['heard'], 50) * rt['block'] * ms:.0f} ms added to "
+              f"the daemon's own control latency")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
