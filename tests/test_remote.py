@@ -223,7 +223,7 @@ def test_generate_keeps_its_budget_and_notes_travel_with_their_chunk(tmp_path):
         notes = []
         for _ in range(40):
             audio, _ = gen.generate(None, controls, 2)
-            events = gen.drain_midi()
+            last, events = audio, gen.drain_midi()
             if np.abs(audio).max() > 0:
                 notes.append(events)
             time.sleep(0.02)
@@ -240,9 +240,10 @@ def test_generate_keeps_its_budget_and_notes_travel_with_their_chunk(tmp_path):
             blocks.append((audio[:, 0].copy(), gen.drain_midi()))
             time.sleep(0.04)
         assert max(times) < 0.04 + 0.02, f"generate waited {max(times) * 1000:.0f} ms (budget 40 ms)"
+        stream = np.concatenate([last[:, 0]] + [x for x, _ in blocks])  # from the last block before the kill
+        assert np.abs(np.diff(stream)).max() <= 1.05 * _max_step(controls.temperature), "a click"
         faded = next(i for i, (x, _) in enumerate(blocks) if np.abs(x[-24:]).max() < 0.01)
         x, events = blocks[faded]
-        assert np.abs(np.diff(x)).max() <= 1.05 * _max_step(controls.temperature)
         assert all(np.abs(later).max() == 0 for later, _ in blocks[faded + 1:])
         if np.abs(x).max() > 0:  # the fading block ends the note it played
             assert events[-1][1][0] == 0x80, events

@@ -8,9 +8,9 @@ in ``docs/remote.md``.
 How a block is made: :meth:`RemoteGenerator.generate` sends the block's controls at once when they changed, asks
 the server for enough frames to keep the jitter buffer full, and returns the next block from it. The buffer's
 depth follows the measured round trips of the chunks (the network plus the server's generation and queueing):
-1.5x their p99 plus 10 ms, grown at once after a late chunk and back after 30 s without one. So ``generate``
-normally returns at once; it waits at most half a block for a late chunk, so it never holds the generation thread
-longer than the block's budget.
+a chunk is asked for 1.5x their p99 plus 10 ms before it is needed (whole blocks early when half a block's wait
+does not cover that), one block earlier for 30 s after a late chunk. ``generate`` waits at most half a block for
+a chunk, so it never holds the generation thread longer than the block's budget.
 
 When audio stops coming (a lost connection, or a chunk later than the buffer covers) the block in hand fades out
 over 10 ms and silence follows, with a note-off for every note still sounding; when it comes back it fades in,
@@ -28,6 +28,7 @@ import asyncio
 import collections
 import json
 import logging
+import math
 import os
 import random
 import struct
@@ -47,7 +48,7 @@ PROTOCOL = 1
 TOKEN_ENV, TOKEN_FILE_ENV = "JAMGEN_REMOTE_TOKEN", "JAMGEN_REMOTE_TOKEN_FILE"
 FADE = 480  # samples (10 ms) of a fade in or out: short enough to keep the music, long enough not to click
 BUDGET = 0.5  # of a block's duration: the longest generate() waits for a late chunk
-TARGET_FLOOR, TARGET_CAP = 0.02, 2.0  # seconds of jitter buffer
+TARGET_FLOOR, TARGET_CAP = 0.02, 2.0  # seconds of jitter buffer beyond the block being made and the fade reserve
 HOLD_SECONDS = 30.0  # a depth grown after a late chunk is kept this long
 BACKOFF_FIRST, BACKOFF_CAP = 0.25, 2.0
 CONNECT_TIMEOUT = 5.0
@@ -178,8 +179,8 @@ class RemoteGenerator(Generator):
         self._outbox: asyncio.Queue | None = None
         self._pending: collections.deque[tuple[float, int]] = collections.deque()  # (sent at, samples) asked
         self._rtts: collections.deque[float] = collections.deque(maxlen=64)
-        self._target, self._logged_target = TARGET_FLOOR, TARGET_FLOOR
-        self._boost, self._boost_at = 0.0, -HOLD_SECONDS
+        self._target, self._block = TARGET_FLOOR, 0.08  # the depth (s); the last block's duration (s)
+        self._ahead, self._boost, self._boost_at = 0, 0, -HOLD_SECONDS  # whole blocks asked for early
         self._seed, self._controls_sent = 0, None
         self._midi: list[MidiEvent] = []
         self._sounding: set[tuple[int, int]] = set()
@@ -219,7 +220,8 @@ class RemoteGenerator(Generator):
 
     def generate(self, state: Any, controls: GenerationControls, frames: int) -> tuple[np.ndarray, Any]:
         n = frames * FRAME_SAMPLES
-        deadline = time.monotonic() + BUDGET * frames / FRAME_RATE
+        self._block = frames / FRAME_RATE
+        deadline = time.monotonic() + BUDGET * self._block
         wire = controls.as_dict()
         clock = wire.pop("clock")
         with self._cv:
@@ -337,21 +339,31 @@ class RemoteGenerator(Generator):
             self._loop.call_soon_threadsafe(self._outbox.put_nowait, msg)
 
     def _retarget(self) -> None:
-        """The jitter buffer's depth from the measured round trips (and a recent late chunk's boost)."""
+        """The jitter buffer's depth from the measured round trips (and a recent late chunk's boost).
+
+        Chunks are asked for when a block is made. What the next block needs beyond the depth is asked for only
+        then, and waited for up to half a block; so a chunk must be on its way ``lead`` = 1.5x the p99 round trip
+        + 10 ms before it is needed, and whatever of that half a block does not cover is asked for whole blocks
+        early. Over loopback or a LAN that is none: the depth stays 20 ms and a control is heard ~30 ms later.
+        """
         rtts = sorted(self._rtts)
         p99 = rtts[min(len(rtts) - 1, int(0.99 * len(rtts)))]
-        boost = self._boost if time.monotonic() - self._boost_at < HOLD_SECONDS else 0.0
-        self._target = min(TARGET_CAP, max(TARGET_FLOOR, 1.5 * p99 + 0.01, boost))
-        if not 0.8 < self._target / self._logged_target < 1.25:
-            log.info("remote: jitter buffer %.0f -> %.0f ms (chunk round trip p50 %.0f ms, p99 %.0f ms)",
-                     self._logged_target * 1000, self._target * 1000, rtts[len(rtts) // 2] * 1000, p99 * 1000)
-            self._logged_target = self._target
+        lead = 1.5 * p99 + 0.01
+        ahead = max(0, math.ceil((lead - BUDGET * self._block) / self._block))
+        if time.monotonic() - self._boost_at < HOLD_SECONDS:
+            ahead = max(ahead, self._boost)
+        self._target = min(TARGET_CAP, TARGET_FLOOR + ahead * self._block)
+        if ahead != self._ahead:
+            log.info("remote: jitter buffer %.0f ms: asking %d block(s) early (chunk round trip p50 %.0f ms, "
+                     "p99 %.0f ms)", self._target * 1000, ahead, rtts[len(rtts) // 2] * 1000, p99 * 1000)
+            self._ahead = ahead
 
     def _late(self, available: int, n: int) -> None:
-        self._boost, self._boost_at = min(TARGET_CAP, 1.5 * self._target), time.monotonic()
+        self._boost, self._boost_at = self._ahead + 1, time.monotonic()
         if self._connected:
-            log.warning("remote: a chunk came late (%.0f of %.0f ms buffered): faded out; jitter buffer -> %.0f ms",
-                        available * 1000 / SAMPLE_RATE, n * 1000 / SAMPLE_RATE, self._boost * 1000)
+            log.warning("remote: a chunk came late (%.0f of %.0f ms buffered): faded out; asking %d block(s) early "
+                        "for %.0f s", available * 1000 / SAMPLE_RATE, n * 1000 / SAMPLE_RATE, self._boost,
+                        HOLD_SECONDS)
         if self._rtts:
             self._retarget()
 
