@@ -80,6 +80,8 @@ def _report(source: str, result: dict, events: list, log: str) -> None:
 
         notes = [(t, *beat_at(t + offset)) for t in ons if start <= t < stop]
         change = pieces[1][1] if len(pieces) > 1 else float("inf")
+        asked = [m[1] for m in marks if m[0] == "requested"]
+        waited = f"the transport waited {(start - asked[0]) / rate * 1000:.0f} ms for jamgen (slow-sync); " if asked else ""
     else:
         start = [m[1] for m in result["marks"] if m[0] == "start"][0]
         stop = [m[1] for m in result["marks"] if m[0] == "stop"][-1]
@@ -87,6 +89,7 @@ def _report(source: str, result: dict, events: list, log: str) -> None:
         bpm = rate * 60.0 / (interval * 24)
         notes = [(t, (t - start) / (interval * 24), bpm) for t in ons if start <= t < stop]
         change = float("inf")
+        waited = ""
     if not notes:
         print(f"{source}: no notes\n{log}")
         return
@@ -100,7 +103,7 @@ def _report(source: str, result: dict, events: list, log: str) -> None:
     underruns, xruns = stop_counts(log) if "stopping:" in log else (-1, -1)
     print(f"{source}: {len(errors)} notes, onset error p50 {np.percentile(errors, 50):.2f} ms, "
           f"p99 {np.percentile(errors, 99):.2f} ms, max {errors.max():.2f} ms; {downbeats} on bar downbeats; "
-          f"first note {(first - start) / rate * 1000:.0f} ms after the start{settle}; "
+          f"{waited}first note {(first - start) / rate * 1000:.0f} ms after the start{settle}; "
           f"underruns {underruns}, xruns {xruns}")
 
 

@@ -158,6 +158,9 @@ class JackOutput:
         self.cycle: tuple[int, int] | None = None  # (frame time, consumed) of the last period while primed
         self.last_frame = 0  # frame time of the last period's first frame
         self.start_at: int | None = None  # frame time at which to start playing (a sync source's plan)
+        self.slow_sync = False  # set before open(): hold the transport's starts until the pre-buffer is here
+        self.roll_plan: int | None = None  # transport frame at which the next unplayed stream sample plays
+        self.rolls_aligned = 0  # starts that began exactly on the transport's first rolling frame (counter)
         self.keep_time = False  # a sync source: after a missed period, drop what the stream is behind by
         self.caught_up = 0  # frames dropped so (counter)
         self._played = 0  # frames the last period played (0: it did not play a whole period)
@@ -253,7 +256,10 @@ class JackOutput:
         source re-phases from ``cycle``).
         """
         rb = self.audio_rb
-        need = min(max(self.prebuffer.frames, 3 * nframes), rb.size // BYTES_PER_FRAME - nframes)
+        need = self._need(nframes)
+        if self.roll_plan is not None:
+            self._roll(available, nframes)
+            return
         start = self.start_at
         if start is None:
             self._primed = available >= need
@@ -266,6 +272,40 @@ class JackOutput:
             self.consumed += late
         elif available < need:
             return
+        self.start_at = None
+        self._primed = True
+
+    def _need(self, nframes: int) -> int:
+        """Frames to hold before playing: the pre-buffer, at least three periods, at most what the ring holds."""
+        return min(max(self.prebuffer.frames, 3 * nframes), self.audio_rb.size // BYTES_PER_FRAME - nframes)
+
+    def _on_sync(self, state, pos) -> bool:
+        """RT, JACK's slow-sync callback (``slow_sync``): a start waits (``STARTING``) until the stream planned for
+        that transport frame (:meth:`plan_roll`) has its pre-buffer, so the transport's first rolling frame plays the
+        stream's first sample. Anything else (a locate while stopped, a start while jamgen already plays in its own
+        time) is ready at once; JACK's sync timeout (2 s) starts the transport anyway if the generator never
+        delivers."""
+        if state != jack.STARTING or not self.connected or self._primed:
+            return True
+        plan = self.roll_plan
+        return (plan is not None and plan == pos.frame
+                and self.audio_rb.read_space // BYTES_PER_FRAME >= self._need(self.period_frames or 1024))
+
+    def _roll(self, available: int, nframes: int) -> None:
+        """RT: with a roll plan, start on the first period the transport rolls, at the planned transport frame
+        (dropping what the transport is past it by: JACK's sync timeout, or a plan made late)."""
+        state, pos = self._rt_client.transport_query_struct()
+        if state != jack.ROLLING:
+            return
+        late = pos.frame - self.roll_plan
+        if late == 0:
+            self.rolls_aligned += 1
+        elif 0 < late <= available - 2 * nframes:
+            self.audio_rb.read_advance(late * BYTES_PER_FRAME)
+            self.consumed += late
+        elif available < self._need(nframes):
+            return
+        self.roll_plan = None
         self.start_at = None
         self._primed = True
 
@@ -370,7 +410,7 @@ class JackOutput:
         self._on_blocksize(client.blocksize)
         self._server_gone.clear()
         self._rt_client = client
-        self.cycle, self.start_at = None, None
+        self.cycle, self.start_at, self.roll_plan = None, None, None
         self._ports = [client.outports.register("out_L"), client.outports.register("out_R")]
         if self.midi_out_queue is not None:
             self.midi_out_port = client.midi_outports.register("midi_out")
@@ -386,6 +426,8 @@ class JackOutput:
         client.set_blocksize_callback(self._on_blocksize)
         if self.timebase is not None:
             client.set_timebase_callback(self.timebase)
+        if self.slow_sync:
+            client.set_sync_callback(self._on_sync)
         client.activate()
         self.client = client
         self.connected = True
@@ -478,6 +520,21 @@ class JackOutput:
         if start is not None:
             return (start + sample - self.consumed) & FRAME_MASK
         return None
+
+    def plan_roll(self, transport_frame: int) -> None:
+        """A slow-sync start (:meth:`_on_sync`): the next unplayed stream sample plays at ``transport_frame``, on the
+        first period the transport rolls (nothing to plan while already playing)."""
+        if self._primed:
+            return
+        self.start_at = None
+        self.roll_plan = int(transport_frame)
+
+    def transport_frame_of(self, sample: int) -> int | None:
+        """Under a roll plan, the transport frame at which stream sample ``sample`` will play (else None)."""
+        plan = self.roll_plan
+        if plan is None or self._primed:
+            return None
+        return plan + sample - self.consumed
 
     def plan_start(self, lead_frames: int) -> int | None:
         """Start playing (after a stop, flush or underrun) exactly at the first period boundary at least

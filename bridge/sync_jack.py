@@ -13,10 +13,13 @@ Without BBT (no timebase master, only frames) the transport's frame 0 is bar 1 b
 ``bpm`` control (said once; with ``bpm`` 0, the prompt's tempo, there is no clock: the transport only
 starts and stops jamgen).
 
-Transport: jamgen plays only while the transport rolls (see :mod:`bridge.sync`). On a start the JACK
-callback is asked to begin exactly at a period boundary far enough ahead for the pre-buffer to fill
-(:meth:`~bridge.jack_io.JackOutput.plan_start`), so the first block's position is exact; ``STARTING``
-counts as stopped.
+Transport: jamgen plays only while the transport rolls (see :mod:`bridge.sync`), and it is a *slow-sync* client:
+a start waits in ``STARTING`` until jamgen has generated the pre-buffer for the start position
+(:meth:`~bridge.jack_io.JackOutput.plan_roll`), so its first sample plays on the transport's first rolling frame
+and the downbeat the DAW starts on is heard (Ardour waits for its disk buffers the same way; JACK's sync timeout,
+2 s, starts the transport anyway if jamgen cannot deliver). A transport that rolls without waiting for it (the
+timeout, a reconnect mid-roll) starts jamgen at a period boundary far enough ahead for the pre-buffer to fill
+(:meth:`~bridge.jack_io.JackOutput.plan_start`), on the right beat, a little late.
 
 Threading: :class:`JackTransportSync` runs on the generation thread and queries the client under
 ``JackOutput.client_lock`` (the main thread may be closing it). :class:`TimebaseMaster` is JACK's
@@ -55,7 +58,8 @@ class JackTransportSync(SyncSource):
         super().__init__(store, publish)
         self.jack = jack_output
         self._keep_time(jack_output)
-        self._query: tuple[bool, dict, int] | None = None  # (rolling, position, frame time of its period)
+        jack_output.slow_sync = True
+        self._query: tuple[int, dict, int] | None = None  # (state, position, frame time of its period)
 
     def poll(self) -> None:
         if not self._due(POLL_SECONDS):
@@ -66,13 +70,19 @@ class JackTransportSync(SyncSource):
             self._transport(False)
             self._set_status("jack: not connected")
             return
-        rolling = query[0]
-        if self._transport(rolling) and rolling:
-            self.jack.plan_start(self.lead())
-        if not rolling:
+        state, pos, _frame = query
+        starting = state in (jack.STARTING, jack.NETSTARTING)
+        rolling = state == jack.ROLLING
+        if self._transport(rolling or starting):
+            if starting:  # the transport waits for us (slow-sync): plan its start on its first rolling frame
+                self.jack.plan_roll(pos["frame"])
+            elif rolling:
+                self.jack.plan_start(self.lead())
+        if not (rolling or starting):
+            self.jack.roll_plan = None
             self._set_status("jack stopped")
 
-    def _read(self) -> tuple[bool, dict, int] | None:
+    def _read(self) -> tuple[jack.TransportState, dict, int] | None:
         """(rolling, position dict, frame time of the period the position belongs to), or None."""
         out = self.jack
         with out.client_lock:
@@ -87,21 +97,27 @@ class JackTransportSync(SyncSource):
                 except (jack.JackError, AssertionError):  # a torn read of the position: ask again
                     continue
                 if before == after:
-                    return state == jack.ROLLING, pos, before
+                    return state, pos, before
         return None
 
     def position(self, sample: int, sounds_at: float) -> MusicalPosition | None:
         query = self._query
-        if query is None or not query[0]:
+        transport_frame = self.jack.transport_frame_of(sample)  # a start still waiting for us: its own frames
+        if query is not None and query[0] != jack.ROLLING and transport_frame is None:
+            query = self._query = self._read()  # the start has rolled since the last poll
+        if query is None or query[0] == jack.STOPPED:
             return None
-        _rolling, pos, frame = query
-        when = self.jack.frame_time_of(sample)
-        if when is None:  # not started yet, or after an underrun: start again on a known period
-            self.jack.plan_start(self.lead())
-            when = self.jack.frame_time_of(sample)
-            if when is None:
+        state, pos, frame = query
+        if transport_frame is None:
+            if state != jack.ROLLING:
                 return None
-        transport_frame = pos["frame"] + frame_diff(when, frame)
+            when = self.jack.frame_time_of(sample)
+            if when is None:  # not started yet, or after an underrun: start again on a known period
+                self.jack.plan_start(self.lead())
+                when = self.jack.frame_time_of(sample)
+                if when is None:
+                    return None
+            transport_frame = pos["frame"] + frame_diff(when, frame)
         rate = pos.get("frame_rate") or SAMPLE_RATE
         if "bar" in pos and pos.get("beats_per_minute", 0) > 0:
             beat_type = pos["beat_type"] or 4.0

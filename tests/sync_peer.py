@@ -13,7 +13,8 @@ with --timebase-master), starting, stopping and changing tempo on the script's w
 Times in the script count from the moment ``--wait-for`` (a port) appeared.
 
 Prints one JSON object: the marks (``[name, frame_time, transport_frame]``: when the transport was seen to
-start or stop, or when start/stop was sent), the tempo pieces (``[transport frame, beat, bpm]``), for
+start or stop, when a start was requested (``requested``: it rolls once every slow-sync client is ready), or
+when start/stop was sent), the tempo pieces (``[transport frame, beat, bpm]``), for
 ``clock`` the frame time of beat 0 (the first clock after the start) and the ideal frames per clock,
 and the period.
 """
@@ -137,6 +138,7 @@ def main() -> int:
             anchors.append([client.frame_time, link.beat, link.tempo, link.num_peers])
         elif a.mode != "clock":
             if action == "start":
+                marks.append(["requested", client.frame_time, None])  # the roll waits for slow-sync clients
                 client.transport_start()
             elif action == "stop":
                 client.transport_stop()

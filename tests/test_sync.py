@@ -6,9 +6,11 @@ tests/test_sync_e2e.py."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 import types
 
+import jack
 import numpy as np
 import pytest
 
@@ -136,9 +138,17 @@ class FakeOutput:
         self.at = at  # frame time of stream sample 0, or None (not started)
         self.planned = []
         self.keep_time, self.caught_up = False, 0
+        self.slow_sync, self.roll_plan, self.consumed = False, None, 0
+        self.client_lock, self.client, self.connected = threading.Lock(), None, False
 
     def frame_time_of(self, sample):
         return None if self.at is None else (self.at + sample) & 0xFFFFFFFF
+
+    def plan_roll(self, transport_frame):
+        self.roll_plan = transport_frame
+
+    def transport_frame_of(self, sample):
+        return None if self.roll_plan is None else self.roll_plan + sample - self.consumed
 
     def plan_start(self, lead):
         self.planned.append(lead)
@@ -155,14 +165,14 @@ def test_jack_position_extrapolates_bbt_through_the_buffer():
     out = FakeOutput(at=5_000)
     source = JackTransportSync(store, out)
     # the position was read in the period starting at frame time 2_000 (transport frame 48_000, beat 1.5)
-    source._query = (True, dict(BBT_100), 2_000)
+    source._query = (jack.ROLLING, dict(BBT_100), 2_000)
     pos = source.position(RATE // 2, 0.0)  # plays at frame time 5_000 + 24_000: 27_000 frames later
     assert pos.beat == pytest.approx(1.5 + 27_000 / RATE * 100 / 60)
     assert (pos.beats_per_bar, pos.bpm) == (4.0, 100.0)
     assert store.get("bpm") == pytest.approx(100.0)
     assert source.status == "jack rolling 100.0 BPM 4/4 bar 1"
     six_eight = dict(BBT_100, beats_per_bar=6.0, beat_type=8.0, beats_per_minute=180.0, bar=2, beat=1, tick=0)
-    source._query = (True, six_eight, 5_000)
+    source._query = (jack.ROLLING, six_eight, 5_000)
     pos = source.position(0, 0.0)
     assert (pos.beat, pos.beats_per_bar, pos.bpm) == (pytest.approx(3.0), 3.0, 90.0)
 
@@ -172,14 +182,14 @@ def test_jack_without_bbt_uses_the_bpm_control_and_plans_a_start():
     out = FakeOutput(at=None)
     source = JackTransportSync(store, out)
     source.lead = lambda: 7_000
-    source._query = (True, {"frame": 96_000, "frame_rate": RATE, "usecs": 0}, 3_000)
+    source._query = (jack.ROLLING, {"frame": 96_000, "frame_rate": RATE, "usecs": 0}, 3_000)
     pos = source.position(0, 0.0)  # not started: a start is planned 7_000 frames ahead
     assert out.planned == [7_000]
     assert pos.beat == pytest.approx((96_000 + (17_000 - 3_000)) / RATE * 2)
     assert source.status == "jack: no BBT, using bpm"
     store.set("bpm", 0.0)
     assert source.position(0, 0.0) is None  # the prompt's tempo: no clock, start/stop only
-    source._query = (False, dict(BBT_100), 3_000)
+    source._query = (jack.STOPPED, dict(BBT_100), 3_000)
     assert source.position(0, 0.0) is None
 
 
@@ -249,6 +259,61 @@ def test_a_late_start_drops_what_it_is_late_by_to_stay_on_time():
     out._prime(8192, 1024, start + 1024)
     assert out._primed and out.consumed == 1024
     assert rb.read_space // BYTES_PER_FRAME == 8192 - 1024
+
+
+class RollingTransport:
+    """The part of a JACK client the callback asks while a roll is planned: the transport state and frame."""
+
+    def __init__(self, state, frame):
+        self.state, self.frame = state, frame
+
+    def transport_query_struct(self):
+        return self.state, types.SimpleNamespace(frame=self.frame)
+
+
+def test_a_slow_sync_start_waits_for_the_pre_buffer_then_plays_on_the_first_rolling_frame():
+    out, rb = _output(0)
+    pos = types.SimpleNamespace(frame=96_000)
+    assert out._on_sync(jack.STARTING, pos) is False  # nothing planned yet: the transport waits
+    out.plan_roll(96_000)
+    assert out.transport_frame_of(out.consumed + 480) == 96_480
+    assert out._on_sync(jack.STARTING, pos) is False  # planned, but the pre-buffer is not there
+    rb.write(np.zeros((4096, 2), dtype=np.float32))  # 85 ms: over the 50 ms pre-buffer and three periods
+    assert out._on_sync(jack.STARTING, types.SimpleNamespace(frame=48_000)) is False  # another start frame
+    assert out._on_sync(jack.STARTING, pos) is True
+    assert out._on_sync(jack.STOPPED, types.SimpleNamespace(frame=0)) is True  # a locate never waits
+    out._rt_client = RollingTransport(jack.STARTING, 96_000)
+    out._prime(4096, 1024, 200_000)
+    assert not out._primed  # still starting: silence
+    out._rt_client = RollingTransport(jack.ROLLING, 96_000)
+    out._prime(4096, 1024, 201_024)
+    assert out._primed and out.consumed == 0 and out.rolls_aligned == 1 and out.roll_plan is None
+
+
+def test_a_roll_that_did_not_wait_drops_what_the_transport_is_past_the_plan():
+    out, rb = _output(8192)
+    out.plan_roll(96_000)
+    out._rt_client = RollingTransport(jack.ROLLING, 97_024)  # JACK's sync timeout rolled it a period early
+    out._prime(8192, 1024, 200_000)
+    assert out._primed and out.consumed == 1024 and out.rolls_aligned == 0
+
+
+def test_jack_source_plans_a_roll_while_the_transport_waits_and_positions_from_its_start():
+    store = ControlStore()
+    out = FakeOutput()
+    source = JackTransportSync(store, out)
+    assert out.slow_sync
+    source.start_stopped()
+    starting = (jack.STARTING, dict(BBT_100, frame=96_000), 5_000)  # bar 1 beat 2.5 at transport frame 96_000
+    source._read = lambda: starting
+    source.poll()
+    assert store.transport == "playing" and out.roll_plan == 96_000 and out.planned == []
+    pos = source.position(RATE // 2, 0.0)  # half a second after the start frame
+    assert pos.beat == pytest.approx(1.5 + 0.5 * 100 / 60)
+    source._read = lambda: (jack.STOPPED, dict(BBT_100), 6_000)
+    source._next_poll = 0.0
+    source.poll()
+    assert store.transport == "stopped" and out.roll_plan is None
 
 
 # --- the mapping file ----------------------------------------------------------------------------------

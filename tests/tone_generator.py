@@ -7,6 +7,10 @@ Its output encodes the controls it was generated with, so tests can hear them:
 Fault injection for reliability tests, from the environment:
 - ``JAMGEN_TEST_FAIL_AT=N``: ``generate`` raises on its N-th call (once);
 - ``JAMGEN_TEST_STALL_AT=N:SECONDS``: ``generate`` sleeps on its N-th call.
+Metronome (``tests.tone_generator:metronome_factory``): follows an external clock (``--sync``); a note on every beat
+of the host's, pitch :data:`DOWNBEAT` on each bar's first beat and :data:`BEAT` on the others, so a separate MIDI
+recorder can check both the grid and the bar lines exactly (the groove's own bars are checked in process, by
+tests/test_groove_lock.py).
 MIDI (``tests.tone_generator:midi_factory``): each block also yields one note, on at the block's
 start and off 15/16 of a block later (:func:`note_off_offset`; 187.5 ms in a 200 ms block, so a transport
 change almost always lands mid-note), pitch 60 + block number mod 12, for the JACK MIDI output tests.
@@ -94,3 +98,41 @@ class NoteToneGenerator(ToneGenerator):
 
 def midi_factory() -> NoteToneGenerator:
     return NoteToneGenerator()
+
+
+DOWNBEAT, BEAT = 84, 72
+
+
+class MetronomeGenerator(ToneGenerator):
+    """A click on every beat of the clock the daemon passes (``controls.clock``); silent notes without one."""
+
+    makes_notes = True
+    follows_clock = True
+
+    def __init__(self):
+        super().__init__()
+        self._events: list[tuple[int, bytes]] = []
+
+    def generate(self, state: ToneState, controls: GenerationControls, frames: int):
+        audio, new_state = super().generate(state, controls, frames)
+        n = frames * FRAME_SAMPLES
+        clock = controls.clock
+        self._events = []
+        if clock is not None and clock.bpm > 0:
+            per_beat = SAMPLE_RATE * 60.0 / clock.bpm
+            beat = int(np.ceil(clock.beat - 1e-9))
+            while (offset := int(round((beat - clock.beat) * per_beat))) < n:
+                if offset >= 0:
+                    pitch = DOWNBEAT if beat % round(clock.beats_per_bar) == 0 else BEAT
+                    off = min(n - 1, offset + int(per_beat / 8))
+                    self._events += [(offset, bytes((0x99, pitch, 100))), (off, bytes((0x89, pitch, 0)))]
+                beat += 1
+        return audio, new_state
+
+    def drain_midi(self) -> list[tuple[int, bytes]]:
+        events, self._events = self._events, []
+        return events
+
+
+def metronome_factory() -> MetronomeGenerator:
+    return MetronomeGenerator()

@@ -78,12 +78,13 @@ def floor_allowed(gram, floor):
     not put notes where the audio was already played), no more notes at that position (PART, PITCH) and no
     position below the floor; later positions stay open, and so does BAR, so the mask never empties. Right after
     the bar's TS (a bar joined or re-sampled from the floor on, nothing in it yet) the first note must come within
-    a beat of the floor, and BAR is closed while a position is left: masked from the bar's usual first positions,
-    the model would otherwise often leave the bar empty, or start late in it, and rest for up to a bar."""
+    half a beat of the floor (the window always holds an eighth-note position), and BAR is closed while a position
+    is left: masked from the bar's usual first positions, the model would otherwise often leave the bar empty, or
+    start late in it, and rest for up to a bar."""
     past = floor > gram[2]
     first = (gram[0] == G.K_TS) & (floor < gram[1])
     blocked = ((_KIND == G.K_PART) | (_KIND == G.K_PITCH) | ((_KIND == G.K_POS) & (_VALUE < floor))
-               | (first & (((_KIND == G.K_POS) & (_VALUE >= floor + G.TPB)) | (_KIND == G.K_BAR))))
+               | (first & (((_KIND == G.K_POS) & (_VALUE >= floor + G.TPB // 2)) | (_KIND == G.K_BAR))))
     return ~(past & blocked)
 
 
