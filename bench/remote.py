@@ -94,12 +94,13 @@ def real_time(url: str, blocks: int, frames: int = 2) -> dict:
             t_next += block
             time.sleep(max(0.0, t_next - time.perf_counter()))
         target = gen._target  # noqa: SLF001 - the depth it settled on, for the report
+        client_rtts = list(gen._rtts)  # noqa: SLF001 - the round trips that depth came from
     finally:
         gen.close()
     x = np.concatenate(out)
     heard = [d for start, hz in changes if (d := switch_delay(x[:start + 10 * len(out[0])], start, hz)) is not None]
     return {"times": times, "heard": heard, "silent": silent, "late": Late.count, "target": target, "block": block,
-            "changes": len(changes)}
+            "changes": len(changes), "client_rtts": client_rtts}
 
 
 def main() -> int:
@@ -125,7 +126,9 @@ def main() -> int:
     print(f"generate() at real time ({len(rt['times'])} blocks of {rt['block'] * ms:.0f} ms): p50 "
           f"{pct(rt['times'], 50) * ms:.2f} ms, p99 {pct(rt['times'], 99) * ms:.2f} ms, max "
           f"{max(rt['times']) * ms:.2f} ms (budget {budget * ms:.0f} ms); late chunks {rt['late']}, silent blocks "
-          f"{rt['silent']}; jitter buffer {rt['target'] * ms:.0f} ms")
+          f"{rt['silent']}; jitter buffer {rt['target'] * ms:.0f} ms (from round trips seen by the client, last "
+          f"{len(rt['client_rtts'])}: p50 {pct(rt['client_rtts'], 50) * ms:.2f} ms, p99 "
+          f"{pct(rt['client_rtts'], 99) * ms:.2f} ms)")
     print(f"control change heard later than from a local model ({len(rt['heard'])} of {rt['changes']} changes "
           f"found): p50 {pct(rt['heard'], 50) * ms:.0f} ms, p99 {pct(rt['heard'], 99) * ms:.0f} ms")
     return 0

@@ -116,21 +116,29 @@ def test_two_daemons_stream_at_once_each_following_its_own_controls_through_refu
     env = {"JAMGEN_REMOTE_TOKEN": TOKEN}
     a = _daemon(jackd, tmp_path, "remA", server.url, "--set", "temperature=0.5", env=env)
     b = _daemon(jackd, tmp_path, "remB", server.url, "--set", "temperature=1.0", env=env)
+    temperatures = [0.5, 0.0, 0.5]  # A's, changed once per recording
     try:
         a.wait_for_blocks(5)
         b.wait_for_blocks(5)
-        rec = record(jackd, tmp_path / "ab.wav", 5.0, ports=("remA:out_L", "remB:out_L"))
-        deadline = time.monotonic() + 20
-        while not re.search(r"remB:out_L\n\s+rec:in_1", jackd.connections()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        recording = time.monotonic()
-        refusals = _refusals(server.url)  # while both stream
-        time.sleep(max(0.0, recording + 2.5 - time.monotonic()))  # the change lands mid-recording
-        t_change = time.time()
-        SimpleUDPClient("127.0.0.1", a.osc_port).send_message("/jamgen/temperature", 0.0)
-        out, err = rec.communicate(timeout=60)
-        assert rec.returncode == 0, (out, err)
-        assert json.loads(out.strip().splitlines()[-1])["frames"] >= 5 * SAMPLE_RATE
+        # A server xrun (a cycle missed on a loaded machine) breaks the recording itself: one more try then.
+        for attempt in range(2):
+            before, after = temperatures[attempt], temperatures[attempt + 1]
+            rec = record(jackd, tmp_path / "ab.wav", 5.0, ports=("remA:out_L", "remB:out_L"))
+            deadline = time.monotonic() + 20
+            while not re.search(r"remB:out_L\n\s+rec:in_1", jackd.connections()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            recording = time.monotonic()
+            refusals = _refusals(server.url)  # while both stream
+            time.sleep(max(0.0, recording + 2.5 - time.monotonic()))  # the change lands mid-recording
+            t_change = time.time()
+            SimpleUDPClient("127.0.0.1", a.osc_port).send_message("/jamgen/temperature", after)
+            out, err = rec.communicate(timeout=60)
+            assert rec.returncode == 0, (out, err)
+            summary = json.loads(out.strip().splitlines()[-1])
+            if summary["xruns"] == 0:
+                break
+        assert summary["xruns"] == 0, "every recording had server xruns: the machine is overloaded"
+        assert summary["frames"] >= 5 * SAMPLE_RATE
         blocks_a, blocks_b = a.blocks(), b.blocks()
         assert a.proc.poll() is None and b.proc.poll() is None
     finally:
@@ -138,19 +146,24 @@ def test_two_daemons_stream_at_once_each_following_its_own_controls_through_refu
         b.stop()
         server.stop()
     audio, _ = soundfile.read(tmp_path / "ab.wav", dtype="float32")
-    x_a, x_b = audio[:, 0], audio[:, 1]
+    # JACK2 applies a new connection a cycle or two after the recorder asks for it: those read digital zeros.
+    start = max(int(np.argmax(audio[:, c] != 0)) for c in (0, 1))
+    assert start <= 2 * 1024, f"the recording starts with {start} samples of silence"
+    x_a, x_b = audio[start:, 0], audio[start:, 1]
     # Each continuous (every seam of 5 s of 80 ms blocks, and the refusals, happened in here), each its own pitch.
     _assert_continuous(x_b, 1.0, "daemon B")
     assert abs(_frequency(x_b) - _tone(1.0)) < 2.0
-    _assert_continuous(x_a, 0.5, "daemon A")
+    _assert_continuous(x_a, max(before, after), "daemon A")
     second = SAMPLE_RATE // 2
-    assert abs(_frequency(x_a[:second]) - _tone(0.5)) < 2.0, "A did not start at its own temperature"
-    assert abs(_frequency(x_a[-second:]) - _tone(0.0)) < 2.0, "A's new temperature never reached its audio"
-    # The block logs: A took its change, B never saw it.
+    assert abs(_frequency(x_a[:second]) - _tone(before)) < 2.0, "A did not start at its own temperature"
+    assert abs(_frequency(x_a[-second:]) - _tone(after)) < 2.0, "A's new temperature never reached its audio"
+    # The block logs: A took its change, B never saw it; neither daemon ran dry.
     assert {blk["controls"]["temperature"] for blk in blocks_b} == {1.0}
-    assert all(blk["controls"]["temperature"] == (0.0 if blk["wall"] > t_change + 0.05 else 0.5)
-               for blk in blocks_a if abs(blk["wall"] - t_change) > 0.05)
-    assert blocks_a[-1]["controls"]["temperature"] == 0.0
+    assert all(blk["controls"]["temperature"] == (after if blk["wall"] > t_change else before)
+               for blk in blocks_a if t_change - 2.0 < blk["wall"] and abs(blk["wall"] - t_change) > 0.05)
+    assert blocks_a[-1]["controls"]["temperature"] == after
+    for d in (a, b):
+        assert "underruns 0," in [line for line in d.log().splitlines() if "stopping:" in line][-1], d.log()
     for d in (a, b):
         assert "remote: connected to ws://127.0.0.1" in d.log() and "remote: connection to" not in d.log(), d.log()
     # Each refusal was one clear line to the client and one to the server's log.
