@@ -535,6 +535,7 @@ def serve(options: ServeOptions) -> int:
         tls = _tls(options)
     except (OSError, ssl.SSLError) as err:
         raise ValueError(f"cannot load the TLS certificate {options.tls_cert}: {err}") from None
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # our own lines say when sessions open and close
     names = list(dict.fromkeys([options.model, *options.models]))
     models = {}
     for name in names:

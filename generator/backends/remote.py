@@ -192,13 +192,18 @@ class RemoteGenerator(Generator):
         self._first_error: str | None = None
         self._ready: dict[str, Any] = {}
         self._session = None  # the server's name for the current session
+        self._ws = None  # the current connection (for a polite close)
         self._last_reason = ""  # why the last connection attempt ended (logged once, not per retry)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="jamgen-remote", daemon=True)
         self._thread.start()
         self._first.wait(3 * CONNECT_TIMEOUT)
         if self._first_error is not None or not self._ready:
-            self.close()
+            if self._first_error is not None:  # the connection thread has returned by itself
+                self._closing = True
+                self._thread.join(3.0)
+            else:
+                self.close()
             raise ConnectionError(f"{url}: {self._first_error or 'no answer to setup'}")
         ready = self._ready
         self.makes_notes = bool(ready.get("makes_notes"))
@@ -272,8 +277,19 @@ class RemoteGenerator(Generator):
         with self._cv:
             self._connected = False
         if self._loop.is_running():
-            self._loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(self._loop)])
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(3.0)
+            except Exception:  # noqa: BLE001 - closing is best effort: the thread is a daemon thread
+                pass
         self._thread.join(3.0)
+
+    async def _shutdown(self) -> None:
+        """Say goodbye (close code 1000, so the server logs a normal close), then stop every task."""
+        if self._ws is not None:
+            await self._ws.close()
+        for task in asyncio.all_tasks(self._loop):
+            if task is not asyncio.current_task():
+                task.cancel()
 
     # --- the buffer (under the lock) --------------------------------------------------------------
     def _new_context(self, context: int, fade: bool = True) -> None:
@@ -402,6 +418,7 @@ class RemoteGenerator(Generator):
                 async with websockets.connect(self.url, open_timeout=CONNECT_TIMEOUT, ping_interval=2,
                                               ping_timeout=4, close_timeout=1, max_size=MAX_CHUNK_BYTES,
                                               compression=None, proxy=None) as ws:
+                    self._ws = ws
                     context = await self._setup(ws)
                     self._connected_to(context, lost_at, attempts)
                     backoff, attempts, lost_at = BACKOFF_FIRST, 0, None
