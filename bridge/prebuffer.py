@@ -3,12 +3,12 @@
 Why adaptive: the pre-buffer is most of what a listener waits for after moving a knob, so it should be
 as small as the machine allows; but how much the machine allows changes while it runs (another job
 starts, a prompt makes the model slower). The daemon therefore starts at the model's setting (see
-``generator.core.contract.Latency``), which is a floor, grows the pre-buffer at once (x1.25, up to a
-cap) when an underrun came near, and gives it back step by step (10 % after each 10 s without a near miss)
-so one slow moment does not cost latency for the rest of the session. The steps are sized from the groove
-model's 1-hour loaded soak: its near misses (14 in the hour) were single blocks of 50-73 ms, sometimes two
-within a few seconds; x1.5 with 30 s steps kept the pre-buffer above the floor 47 % of the hour (p99 of
-control-to-sounding 186 ms), for protection that a quarter more for tens of seconds gives as well.
+``generator.core.contract.Latency``), which is a floor, grows the pre-buffer at once (x1.5, up to a
+cap) when an underrun came near, and gives it back slowly (10 % after 30 s without a near miss) so
+one slow moment does not cost latency for the rest of the session. Measured on the groove model under load
+(docs/benchmarks.md): these steps gave 0 underruns in an hour, at the cost of a pre-buffer above its floor 47 %
+of the time; x1.25 with 10 s steps halved the latency tail but underran in 30 minutes, when a second slow block
+followed the first within seconds.
 
 A near miss is either of:
 
@@ -39,10 +39,10 @@ from generator.core.contract import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-GROW = 1.25  # a near miss multiplies the pre-buffer by this (at once); repeated ones compound
+GROW = 1.5  # a near miss multiplies the pre-buffer by this (at once)
 SHRINK = 0.9  # each calm period takes 10 % off, down to the floor
 MARGIN_MS = 5  # the least a block must arrive with, above two JACK periods
-CALM_SECONDS = 10.0  # how long without a near miss before shrinking a step
+CALM_SECONDS = 30.0  # how long without a near miss before shrinking a step
 MIN_CAP_SECONDS = 1.0  # the cap is at least this, and at least twice the "safe" setting's pre-buffer
 
 
@@ -94,7 +94,7 @@ class AdaptivePrebuffer:
         return False
 
     def near_miss(self, why: str) -> None:
-        """Grow at once (x1.25, capped) and restart the calm period."""
+        """Grow at once (x1.5, capped) and restart the calm period."""
         self.near_misses += 1
         self._calm_since = self._clock()
         grown = min(self.cap, int(self.frames * GROW))

@@ -99,15 +99,15 @@ def test_latency_safe_and_explicit_overrides_pick_block_and_prebuffer(daemon_fac
 
 def test_the_prebuffer_grows_at_once_after_a_near_miss(daemon_factory):
     """A block 88 ms late leaves 40-62 ms of the 150 ms pre-buffer: below the danger level (two periods plus an
-    eighth of the pre-buffer: 61 ms here), at worst an underrun (two periods, 43 ms). The pre-buffer grows x1.25
-    at once, and the block log and the status line say so; it would shrink back only after 10 s without a near
+    eighth of the pre-buffer: 61 ms here), at worst an underrun (two periods, 43 ms). The pre-buffer grows x1.5
+    at once, and the block log and the status line say so; it would shrink back only after 30 s without a near
     miss."""
     d = daemon_factory("--status-interval", "0.5", env={"JAMGEN_TEST_STALL_AT": "30:0.088"})
     blocks = d.wait_for_blocks(40)
     before, late = blocks[28], blocks[29]  # the 30th block is the late one
     assert late["ahead_ms"] < 62, late
-    assert late["prebuffer_ms"] >= 1.24 * before["prebuffer_ms"], (before, late)
-    assert all(b["prebuffer_ms"] >= late["prebuffer_ms"] for b in blocks[30:])  # no shrinking within 10 s
+    assert late["prebuffer_ms"] >= 1.49 * before["prebuffer_ms"], (before, late)
+    assert all(b["prebuffer_ms"] >= late["prebuffer_ms"] for b in blocks[30:])  # no shrinking within 30 s
     assert re.search(r"pre-buffer \d+ -> \d+ ms \((a block arrived with \d+ ms left|.*underrun.*)\)", d.log()), d.log()
     d.wait_for_log(f"pre-buffer {late['prebuffer_ms']:.0f} ms")  # the status line
     assert d.stop() == 0

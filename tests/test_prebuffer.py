@@ -18,26 +18,26 @@ def test_grows_at_once_up_to_the_cap_and_shrinks_slowly_to_the_floor():
     p = AdaptivePrebuffer(0.15, 0.5, clock)
     assert p.frames == p.floor == 7200 and p.cap == 24000
     p.near_miss("test")
-    assert p.frames == 9000  # x1.25
-    for _ in range(6):
+    assert p.frames == 10800  # x1.5
+    for _ in range(5):
         p.near_miss("test")
-    assert p.frames == p.cap == 24000 and p.near_misses == 7
-    clock.now += 9.9
+    assert p.frames == p.cap == 24000 and p.near_misses == 6
+    clock.now += 29.9
     p.calm()
     assert p.frames == 24000  # not calm for long enough yet
     clock.now += 0.2
     p.calm()
-    assert p.frames == 21600  # 10 % off after 10 s
+    assert p.frames == 21600  # 10 % off after 30 s
     p.calm()
-    assert p.frames == 21600  # the next step needs another 10 s
+    assert p.frames == 21600  # the next step needs another 30 s
     for _ in range(40):
-        clock.now += 10.0
+        clock.now += 30.0
         p.calm()
     assert p.frames == p.floor  # never below the floor
     p.near_miss("test")
-    clock.now += 9.0
+    clock.now += 29.0
     p.calm()
-    assert p.frames == 9000  # a near miss restarts the calm period
+    assert p.frames == 10800  # a near miss restarts the calm period
 
 
 def test_a_block_arriving_below_the_danger_level_is_a_near_miss():
@@ -49,7 +49,7 @@ def test_a_block_arriving_below_the_danger_level_is_a_near_miss():
     assert AdaptivePrebuffer(0.3, 1.0).danger_frames(1920, 256) == 512 + 1800
     assert AdaptivePrebuffer(0.02, 1.0).danger_frames(1920, 256) == 512 + 240
     assert not p.check_arrival(2948, block, period) and p.frames == 7200
-    assert p.check_arrival(2947, block, period) and p.frames == 9000
+    assert p.check_arrival(2947, block, period) and p.frames == 10800
     # not connected (no period): a block arriving with nothing left is still a near miss
     assert p.check_arrival(0, block, None)
 
