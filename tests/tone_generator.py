@@ -112,6 +112,11 @@ class MetronomeGenerator(ToneGenerator):
     def __init__(self):
         super().__init__()
         self._events: list[tuple[int, bytes]] = []
+        self._last_beat: int | None = None  # the last beat clicked in this stream
+
+    def init_state(self, seed: int = 0) -> ToneState:
+        self._last_beat = None
+        return super().init_state(seed)
 
     def generate(self, state: ToneState, controls: GenerationControls, frames: int):
         audio, new_state = super().generate(state, controls, frames)
@@ -120,12 +125,18 @@ class MetronomeGenerator(ToneGenerator):
         self._events = []
         if clock is not None and clock.bpm > 0:
             per_beat = SAMPLE_RATE * 60.0 / clock.bpm
-            beat = int(np.ceil(clock.beat - 1e-9))
+            # each beat once: a beat that this block's clock puts up to two samples before its start (the last
+            # block's clock, rounded to the sample, put it just after its end) plays at sample 0; one further back
+            # was skipped (a tempo change) and is not played late; none is clicked twice
+            beat = int(np.ceil(clock.beat - 2.0 / per_beat))
+            if self._last_beat is not None and abs(self._last_beat + 1 - clock.beat) < 0.5:
+                beat = max(beat, self._last_beat + 1)  # not after a relocation: never a beat twice
             while (offset := int(round((beat - clock.beat) * per_beat))) < n:
-                if offset >= 0:
-                    pitch = DOWNBEAT if beat % round(clock.beats_per_bar) == 0 else BEAT
-                    off = min(n - 1, offset + int(per_beat / 8))
-                    self._events += [(offset, bytes((0x99, pitch, 100))), (off, bytes((0x89, pitch, 0)))]
+                pitch = DOWNBEAT if beat % round(clock.beats_per_bar) == 0 else BEAT
+                offset = max(0, offset)
+                off = min(n - 1, offset + int(per_beat / 8))
+                self._events += [(offset, bytes((0x99, pitch, 100))), (off, bytes((0x89, pitch, 0)))]
+                self._last_beat = beat
                 beat += 1
         return audio, new_state
 
