@@ -77,23 +77,28 @@ def note_off_offset(frames: int) -> int:
     return frames * FRAME_SAMPLES * 15 // 16
 
 
-class NoteToneGenerator(ToneGenerator):
-    control_defaults = {"guidance": 1.5}  # as a model that documents its own default would
+class _MidiToneGenerator(ToneGenerator):
+    """A tone generator that also makes notes: ``generate`` fills ``_events``, ``drain_midi`` hands them over."""
+
     makes_notes = True
 
     def __init__(self):
         super().__init__()
         self._events: list[tuple[int, bytes]] = []
 
+    def drain_midi(self) -> list[tuple[int, bytes]]:
+        events, self._events = self._events, []
+        return events
+
+
+class NoteToneGenerator(_MidiToneGenerator):
+    control_defaults = {"guidance": 1.5}  # as a model that documents its own default would
+
     def generate(self, state: ToneState, controls: GenerationControls, frames: int):
         audio, new_state = super().generate(state, controls, frames)
         note = 60 + (state.frame // frames) % 12
         self._events = [(0, bytes((0x90, note, 100))), (note_off_offset(frames), bytes((0x80, note, 0)))]
         return audio, new_state
-
-    def drain_midi(self) -> list[tuple[int, bytes]]:
-        events, self._events = self._events, []
-        return events
 
 
 def midi_factory() -> NoteToneGenerator:
@@ -103,15 +108,13 @@ def midi_factory() -> NoteToneGenerator:
 DOWNBEAT, BEAT = 84, 72
 
 
-class MetronomeGenerator(ToneGenerator):
+class MetronomeGenerator(_MidiToneGenerator):
     """A click on every beat of the clock the daemon passes (``controls.clock``); silent notes without one."""
 
-    makes_notes = True
     follows_clock = True
 
     def __init__(self):
         super().__init__()
-        self._events: list[tuple[int, bytes]] = []
         self._last_beat: int | None = None  # the last beat clicked in this stream
 
     def init_state(self, seed: int = 0) -> ToneState:
@@ -139,10 +142,6 @@ class MetronomeGenerator(ToneGenerator):
                 self._last_beat = beat
                 beat += 1
         return audio, new_state
-
-    def drain_midi(self) -> list[tuple[int, bytes]]:
-        events, self._events = self._events, []
-        return events
 
 
 def metronome_factory() -> MetronomeGenerator:
