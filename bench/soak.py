@@ -161,6 +161,14 @@ def main() -> int:
     if np.isfinite(prebuffer).any():
         print(f"pre-buffer (ms): min {np.nanmin(prebuffer):.0f}  median {np.nanmedian(prebuffer):.0f}  "
               f"max {np.nanmax(prebuffer):.0f}")
+    gc_ms = np.array([b.get("gc_ms") or 0.0 for b in blocks])
+    slow = gen * 1000 > 40.0  # a block that took as long as a low-latency block is long
+    print(f"garbage collections (bridge.gc_guard): longest {gc_ms.max():.1f} ms, {int((gc_ms > 5).sum())} blocks with "
+          f"one over 5 ms; blocks over 40 ms: {int(slow.sum())}, of which {int((slow & (gc_ms > 5)).sum())} had one")
+    near = np.flatnonzero(np.diff(prebuffer) > 0) + 1 if np.isfinite(prebuffer).any() else np.array([], int)
+    if near.size:  # what each growth of the pre-buffer followed: the block that came late
+        print("pre-buffer grew after blocks of (gen ms / gc ms): " + ", ".join(
+            f"{gen[i - 1] * 1000:.0f}/{gc_ms[i - 1]:.0f}" for i in near[:20]))
     return 0
 
 

@@ -47,6 +47,7 @@ import numpy as np
 import jack
 
 from bridge.controls import OUTPUT_CONTROLS, ControlSnapshot, ControlStore
+from bridge.gc_guard import GcWatch
 from bridge.jack_io import BYTES_PER_FRAME
 from bridge.prebuffer import AdaptivePrebuffer
 from bridge.session import generation_controls
@@ -96,8 +97,10 @@ class Engine:
         underruns: Callable[[], int] = lambda: 0,
         period: Callable[[], int | None] = lambda: None,
         sync=None,
+        gc_watch: GcWatch | None = None,
     ):
         self.generator = generator
+        self.gc_watch = gc_watch
         self.store = store
         self.audio_rb = audio_rb
         self.block_frames = block_frames
@@ -251,6 +254,8 @@ class Engine:
             "rtf": round(elapsed / block_seconds, 4),
             "prebuffer_ms": round(self.prebuffer.frames * 1000.0 / SAMPLE_RATE, 1),
             "ahead_ms": round(ahead * 1000.0 / SAMPLE_RATE, 1),
+            # the longest garbage collection since the last block (any thread: it held them all), bridge.gc_guard
+            "gc_ms": round(self.gc_watch.take(), 2) if self.gc_watch is not None else None,
             "controls": {
                 **controls.as_dict(),
                 **{name: snap.values[name] for name in OUTPUT_CONTROLS},
@@ -311,4 +316,5 @@ class Engine:
             "rtf_p95": float(np.percentile(times, 95) / block_seconds),
             "rtf_p99": float(np.percentile(times, 99) / block_seconds),
             "prebuffer_ms": self.prebuffer.frames * 1000.0 / SAMPLE_RATE,
+            "gc_longest_ms": self.gc_watch.longest_ms if self.gc_watch is not None else None,
         }
