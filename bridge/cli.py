@@ -166,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, default=16, metavar="N", help="live sessions at most (default 16)")
     serve.add_argument("--tls-cert", metavar="FILE.pem", help="serve wss:// directly with this certificate chain")
     serve.add_argument("--tls-key", metavar="FILE.pem", help="the certificate's private key")
+    scale = serve.add_argument_group("scale-out on Ray Serve (pip install -e '.[ray]'; docs/remote.md)")
+    scale.add_argument("--ray", action="store_true",
+                       help="deploy on Ray Serve (a local cluster, or $RAY_ADDRESS), sessions pinned to a replica")
+    scale.add_argument("--replicas", type=int, default=2, metavar="N", help="replicas at start (default 2)")
+    scale.add_argument("--max-replicas", type=int, metavar="N",
+                       help="autoscale on live sessions up to N replicas (default: a fixed --replicas)")
+    scale.add_argument("--sessions-per-replica", type=int, default=4, metavar="N",
+                       help="the autoscaler's target of live sessions per replica (default 4)")
+    scale.add_argument("--replica-cpus", type=float, default=1.0, metavar="C", help="CPUs reserved per replica (1)")
+    scale.add_argument("--replica-gpus", type=float, default=0.0, metavar="G",
+                       help="GPUs per replica; a fraction (0.25) shares one GPU between replicas (default 0)")
+    scale.add_argument("--drain-seconds", type=float, default=10.0, metavar="S",
+                       help="how long a replica Serve stops keeps its sessions before closing them (default 10)")
 
     sub.add_parser("controls", help="list every control with its range and default")
     sub.add_parser("models", help="list the models jamgen can load, what is installed and what is missing")
@@ -307,13 +320,20 @@ def cmd_render(parser, args) -> int:
 def cmd_serve(parser, args) -> int:
     import generator as generators
     from bridge.serve import ServeOptions, serve
+    from bridge.serve_ray import RayOptions, serve_ray
 
     if args.max_sessions < 1:
         parser.error("--max-sessions must be at least 1")
     options = ServeOptions(model=args.model, models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
                            host=args.host, port=args.port, token_file=args.token_file,
                            max_sessions=args.max_sessions, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    ray_flags = ("replicas", "max_replicas", "sessions_per_replica", "replica_cpus", "replica_gpus", "drain_seconds")
     try:
+        if args.ray:
+            return serve_ray(options, RayOptions(**{k: getattr(args, k) for k in ray_flags}))
+        changed = [k for k in ray_flags if getattr(args, k) != getattr(RayOptions(), k)]
+        if changed:
+            parser.error(f"--{changed[0].replace('_', '-')} goes with --ray")
         return serve(options)
     except (ValueError, generators.ModelLoadError) as err:
         logging.getLogger("jamgen").error("%s", err)

@@ -67,9 +67,10 @@ class ServeProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` s (a Ray Serve deployment needs longer to drain and exit)."""
         if self.proc is not None:
-            stop_process(self.proc)
+            stop_process(self.proc, timeout)
 
 
 @contextlib.contextmanager
