@@ -1,6 +1,7 @@
 """What generating on a ``jamgen serve`` costs over loopback, against generating in the daemon (issue 19).
 
-    python -m bench.remote [--model python:tests.tone_generator:factory] [--chunks 400] [--blocks 150]
+    python -m bench.remote [--model python:tests.tone_generator:factory] [--chunks 400] [--blocks 150] [--ray]
+    python -m bench.remote --throughput --model tiny --sessions 4 --seconds 20 [--ray]
 
 Three numbers, each from a real server process on 127.0.0.1:
 
@@ -14,6 +15,13 @@ Three numbers, each from a real server process on 127.0.0.1:
   returned from the block that sent a new temperature the new pitch starts (zero crossings). From a local model
   it starts at the block's first sample; remote, what is buffered and in flight is heard first: that is what
   remote generation adds to a control's latency.
+
+``--ray`` runs the same against ``jamgen serve --ray --replicas 1`` (Ray Serve's proxy in the path).
+
+``--throughput`` measures **streams per CPU core**: ``--sessions`` bare clients each keep two 4-frame requests
+in flight (so the server never waits for a client) for ``--seconds``; audio seconds made per second of the
+server's CPU time (its process and children, from /proc) is how many real-time streams one core carries, and
+audio seconds per wall second over sessions says whether every session kept real time.
 """
 
 from __future__ import annotations
@@ -103,21 +111,101 @@ def real_time(url: str, blocks: int, frames: int = 2) -> dict:
             "changes": len(changes), "client_rtts": client_rtts}
 
 
+CHUNK_FRAMES = 4  # 160 ms a request: under the rate limit for any model slower than ~1 ms a frame
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants (from /proc; Linux only)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo += [int(c) for c in children]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def throughput(server: ServeProcess, sessions: int, seconds: float) -> dict:
+    """Saturate the server with ``sessions`` streams (two requests in flight each) for ``seconds``."""
+    import contextlib
+    import threading
+
+    frames_done = [0] * sessions
+    gen_ms: list[float] = []
+    stop = threading.Event()
+    ready = threading.Barrier(sessions + 1)
+
+    def client(i: int) -> None:
+        with session(server.url, {"seed": i}) as ws:
+            assert json.loads(ws.recv(timeout=120))["type"] == "ready"  # a note model loads an instance
+            ready.wait()
+            for _ in range(2):
+                ws.send(json.dumps({"type": "request", "frames": CHUNK_FRAMES}))
+            while not stop.is_set():
+                raw = ws.recv(timeout=30)
+                if isinstance(raw, str):
+                    raise RuntimeError(f"session {i}: {raw}")
+                size = int.from_bytes(raw[:4], "little")
+                head = json.loads(raw[4:4 + size])
+                frames_done[i] += head["frames"]
+                gen_ms.append(head["gen_ms"])
+                ws.send(json.dumps({"type": "request", "frames": CHUNK_FRAMES}))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(sessions)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    time.sleep(2.0)  # past the first chunks (a first call may still compile)
+    start_frames, cpu0, t0 = sum(frames_done), _cpu_seconds(server.proc.pid), time.perf_counter()
+    time.sleep(seconds)
+    frames, cpu, wall = sum(frames_done) - start_frames, _cpu_seconds(server.proc.pid) - cpu0, \
+        time.perf_counter() - t0
+    stop.set()
+    for t in threads:
+        t.join(35)
+    audio = frames / FRAME_RATE
+    return {"audio": audio, "cpu": cpu, "wall": wall, "per_core": audio / max(cpu, 1e-9),
+            "realtime_each": audio / wall / sessions, "gen_ms": gen_ms, "sessions": sessions}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="python:tests.tone_generator:factory")
     p.add_argument("--chunks", type=int, default=400)
     p.add_argument("--blocks", type=int, default=150)
+    p.add_argument("--ray", action="store_true", help="through jamgen serve --ray --replicas 1 (Ray Serve)")
+    p.add_argument("--throughput", action="store_true", help="streams per CPU core instead of latency")
+    p.add_argument("--sessions", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=20.0)
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="bench: %(levelname)s: %(message)s")
+    extra = ("--ray", "--replicas", "1") if a.ray else ()
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServeProcess(Path(tmp) / "serve.log", model=a.model).start()
+        server = ServeProcess(Path(tmp) / "serve.log", *extra, "--max-sessions", str(max(16, a.sessions)),
+                              model=a.model).start(timeout=300)
         try:
-            rtts, gens = round_trips(server.url, a.chunks)
-            rt = real_time(server.url, a.blocks)
+            if a.throughput:
+                tp = throughput(server, a.sessions, a.seconds)
+            else:
+                rtts, gens = round_trips(server.url, a.chunks)
+                rt = real_time(server.url, a.blocks)
         finally:
-            server.stop()
+            server.stop(timeout=30)
     ms = 1000.0
+    if a.throughput:
+        print(f"{a.model}{' on Ray Serve' if a.ray else ''}: {tp['sessions']} sessions saturating the server for "
+              f"{tp['wall']:.1f} s: {tp['audio']:.1f} s of audio for {tp['cpu']:.1f} CPU s = {tp['per_core']:.1f} "
+              f"real-time streams per CPU core; each session got {tp['realtime_each']:.2f}x real time; chunk "
+              f"generation p50 {pct(tp['gen_ms'], 50):.1f} ms, p99 {pct(tp['gen_ms'], 99):.1f} ms ({CHUNK_FRAMES} frames, {CHUNK_FRAMES * 40} ms)")
+        return 0
     print(f"chunk round trip over loopback ({len(rtts)} chunks of 2 frames): p50 {pct(rtts, 50) * ms:.2f} ms, "
           f"p99 {pct(rtts, 99) * ms:.2f} ms; server generation p50 {pct(gens, 50) * ms:.2f} ms, "
           f"p99 {pct(gens, 99) * ms:.2f} ms; added by the wire p50 "

