@@ -160,12 +160,14 @@ def build_sampler(model: mrt_model.MagentaRT2ModelBase) -> MagentaRT2Sampler:
     return MagentaRT2Sampler.Config(depthformer=model.depthformer_config(), spectrostream=codec).make()
 
 
-class MagentaRT2Generator(Generator):
-    """An MRT2 model under jamgen's Generator interface (see the module docstring).
+class MRT2Conditioning(Generator):
+    """What every MRT2 engine shares: prompts through MusicCoCa, guidance as the CFG token, MIDI
+    notes as the piano roll, all turned into one frame's 144 conditioning ids. The adapter below
+    and jamgen's native engine (:mod:`generator.mrt2.system`) both subclass it, so the control
+    mapping has one implementation.
 
     Args:
-      model: an instance of a ``magenta_rt.jax.model`` class (the architecture).
-      params: the sampler's parameters (official checkpoint or random init).
+      model: an instance of a ``magenta_rt.jax.model`` class (the channel layout; nothing is built).
       style_model: a ``magenta_rt.musiccoca.MusicCoCaBase`` (the TFLite model for real use).
       name: shown in logs and ``repr``.
       use_mapper: pass text embeddings through MusicCoCa's text->audio mapper, as
@@ -174,23 +176,13 @@ class MagentaRT2Generator(Generator):
         the official C++ apps); the rest are masked.
     """
 
-    # One compiled step per frame, so any block size costs the same per frame and compiles nothing new.
-    # Not measured on a GPU here (the dev VM has none; on its 2 CPU cores one frame of the test shape,
-    # full-size SpectroStream included, takes p50 125 / p99 170-220 ms, 3x slower than real time, which
-    # is why load() refuses the CPU). Real time on a GPU means under 40 ms a frame: "low" plays 2-frame
-    # blocks with 200 ms ahead (room for a block of ~80 ms plus two JACK periods; the daemon's adaptive
-    # pre-buffer grows if that is not enough); "safe" is the 200 ms blocks and 0.3 s it always had.
-    latency = {"low": Latency(2, 0.2), "safe": Latency(5, 0.3)}
-
-    def __init__(self, model, params, style_model, *, name: str = "mrt2", use_mapper: bool = False,
+    def __init__(self, model, style_model, *, name: str = "mrt2", use_mapper: bool = False,
                  style_levels: int = 12):
         self.name = name
         self._model = model
-        self._params = params
         self._style = style_model
         self._use_mapper = use_mapper
         self._style_levels = style_levels
-        self._sampler = build_sampler(model)
         self._channels = model.input_num_channels
         self._embed_lock = threading.Lock()  # TFLite interpreters are not thread-safe
         self.bank = PromptBank(self._embed_texts, self._tokens_of, cache_size=256)
@@ -199,69 +191,9 @@ class MagentaRT2Generator(Generator):
         self._fresh: set[int] = set()  # note-ons not yet seen by a generated frame
         self._note_opts = {"unmask_width": 0, "onset_mode": "auto", "drumless": False,
                            "cfg_notes": 1.0, "cfg_drums": 1.0}
-        self._compile()
 
     def __repr__(self):
-        return f"MagentaRT2Generator({self.name!r})"
-
-    # ---- compilation -----------------------------------------------------------------------
-    def _compile(self):
-        """AOT-compile ``init_state(params, key)`` and the donated per-frame step, as the
-        package does, but with the RNG key as an input so ``seed`` works without recompiling."""
-        sampler = self._sampler
-        spec = jax.ShapeDtypeStruct([self._channels], jnp.int32)
-        step_rngs = {"params": jax.random.PRNGKey(42), "random": jax.random.PRNGKey(0)}
-
-        def init_state(params, key):
-            return sampler.apply(params, 1, spec, constants={}, training=False,
-                                 rngs={"params": key, "random": key},
-                                 method=sampler.get_initial_state)
-
-        def step(params, x, constants, state):
-            return sampler.apply(params, x=x, state=state, constants=constants, training=False,
-                                 rngs=step_rngs, method=sampler.step_with_emits)
-
-        self._init_state = jax.jit(init_state)
-        block = self._block(np.full(self._channels, TOKEN_OFFSET + MASKED, np.int32))
-        state = self._init_state(self._params, jax.random.PRNGKey(0))
-        with warnings.catch_warnings():  # CPU cannot donate: harmless, said once per compile
-            warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            self._step = jax.jit(step, donate_argnums=(3,)).lower(
-                self._params, block, self._constants(1.0, 40), state).compile()
-
-    @staticmethod
-    def _block(ids: np.ndarray):
-        return sl.Sequence.from_values(jnp.asarray(ids.reshape(1, 1, -1)))
-
-    @staticmethod
-    def _constants(temperature: float, top_k: int) -> dict:
-        return {"temperature": jnp.array([float(temperature)], jnp.float32),
-                "top_k": jnp.array([int(np.clip(top_k, 1, 1024))], jnp.int32)}
-
-    # ---- Generator protocol ----------------------------------------------------------------
-    def init_state(self, seed: int = 0):
-        """A fresh streaming state (empty KV caches, SOS frame) whose sampling RNG is
-        ``PRNGKey(seed)``; seed 0 equals the package's own fresh state."""
-        return self._init_state(self._params, jax.random.PRNGKey(int(seed)))
-
-    def generate(self, state, controls: GenerationControls, frames: int):
-        """``frames`` frames (40 ms each) of 48 kHz stereo float32, and the next state.
-
-        ``state`` is donated to the compiled step (on accelerators its buffers are reused):
-        keep only the returned state, and use :meth:`snapshot` to keep a copy.
-        """
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1, not {frames}")
-        first, rest = self.frame_conditioning(controls)
-        constants = self._constants(controls.temperature, controls.top_k)
-        blocks = [self._block(first)] + ([self._block(rest)] if rest is not first else [])
-        outputs = []
-        for i in range(frames):
-            out, state, _ = self._step(self._params, blocks[min(i, len(blocks) - 1)], constants, state)
-            outputs.append(out.values[0])
-        samples = np.asarray(jax.device_get(jnp.concatenate(outputs, axis=0)))
-        audio = samples.astype(np.float32) / 32768.0  # the package emits int16 at gain 0.5
-        return audio.reshape(frames * FRAME_SAMPLES, CHANNELS), state
+        return f"{type(self).__name__}({self.name!r})"
 
     def embed_style(self, text: str) -> np.ndarray:
         """MusicCoCa's 768-d embedding of ``text``, L2-normalised (cached per text)."""
@@ -281,11 +213,6 @@ class MagentaRT2Generator(Generator):
         levels = MUSICCOCA.rvq_truncation_level
         tokens = [int(t) for t in tokens[:levels]]
         return tokens[: self._style_levels] + [MASKED] * (levels - self._style_levels)
-
-    def warmup(self):
-        """Runs one frame on a throwaway state, so the first live block pays no first-call cost
-        (TFLite interpreter creation, device transfers)."""
-        self.generate(self.init_state(0), GenerationControls(prompts=(("warm up", 1.0),)), 1)
 
     # ---- mapping -----------------------------------------------------------------------------
     def style_tokens(self, prompts: tuple[tuple[str, float], ...]) -> list[int] | None:
@@ -354,6 +281,95 @@ class MagentaRT2Generator(Generator):
     # ---- snapshots -----------------------------------------------------------------------------
     snapshot = staticmethod(snapshots.snapshot)
     restore = staticmethod(snapshots.restore)
+
+
+class MagentaRT2Generator(MRT2Conditioning):
+    """The official package's streaming step under jamgen's Generator interface (see the module
+    docstring); the controls come from :class:`MRT2Conditioning`.
+
+    Args:
+      model, style_model, name, use_mapper, style_levels: as :class:`MRT2Conditioning`.
+      params: the sampler's parameters (official checkpoint or random init).
+    """
+
+    # One compiled step per frame, so any block size costs the same per frame and compiles nothing new.
+    # Not measured on a GPU here (the dev VM has none; on its 2 CPU cores one frame of the test shape,
+    # full-size SpectroStream included, takes p50 125 / p99 170-220 ms, 3x slower than real time, which
+    # is why load() refuses the CPU). Real time on a GPU means under 40 ms a frame: "low" plays 2-frame
+    # blocks with 200 ms ahead (room for a block of ~80 ms plus two JACK periods; the daemon's adaptive
+    # pre-buffer grows if that is not enough); "safe" is the 200 ms blocks and 0.3 s it always had.
+    latency = {"low": Latency(2, 0.2), "safe": Latency(5, 0.3)}
+
+    def __init__(self, model, params, style_model, *, name: str = "mrt2", use_mapper: bool = False,
+                 style_levels: int = 12):
+        super().__init__(model, style_model, name=name, use_mapper=use_mapper, style_levels=style_levels)
+        self._params = params
+        self._sampler = build_sampler(model)
+        self._compile()
+
+    # ---- compilation -----------------------------------------------------------------------
+    def _compile(self):
+        """AOT-compile ``init_state(params, key)`` and the donated per-frame step, as the
+        package does, but with the RNG key as an input so ``seed`` works without recompiling."""
+        sampler = self._sampler
+        spec = jax.ShapeDtypeStruct([self._channels], jnp.int32)
+        step_rngs = {"params": jax.random.PRNGKey(42), "random": jax.random.PRNGKey(0)}
+
+        def init_state(params, key):
+            return sampler.apply(params, 1, spec, constants={}, training=False,
+                                 rngs={"params": key, "random": key},
+                                 method=sampler.get_initial_state)
+
+        def step(params, x, constants, state):
+            return sampler.apply(params, x=x, state=state, constants=constants, training=False,
+                                 rngs=step_rngs, method=sampler.step_with_emits)
+
+        self._init_state = jax.jit(init_state)
+        block = self._block(np.full(self._channels, TOKEN_OFFSET + MASKED, np.int32))
+        state = self._init_state(self._params, jax.random.PRNGKey(0))
+        with warnings.catch_warnings():  # CPU cannot donate: harmless, said once per compile
+            warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+            self._step = jax.jit(step, donate_argnums=(3,)).lower(
+                self._params, block, self._constants(1.0, 40), state).compile()
+
+    @staticmethod
+    def _block(ids: np.ndarray):
+        return sl.Sequence.from_values(jnp.asarray(ids.reshape(1, 1, -1)))
+
+    @staticmethod
+    def _constants(temperature: float, top_k: int) -> dict:
+        return {"temperature": jnp.array([float(temperature)], jnp.float32),
+                "top_k": jnp.array([int(np.clip(top_k, 1, 1024))], jnp.int32)}
+
+    # ---- Generator protocol ----------------------------------------------------------------
+    def init_state(self, seed: int = 0):
+        """A fresh streaming state (empty KV caches, SOS frame) whose sampling RNG is
+        ``PRNGKey(seed)``; seed 0 equals the package's own fresh state."""
+        return self._init_state(self._params, jax.random.PRNGKey(int(seed)))
+
+    def generate(self, state, controls: GenerationControls, frames: int):
+        """``frames`` frames (40 ms each) of 48 kHz stereo float32, and the next state.
+
+        ``state`` is donated to the compiled step (on accelerators its buffers are reused):
+        keep only the returned state, and use :meth:`snapshot` to keep a copy.
+        """
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, not {frames}")
+        first, rest = self.frame_conditioning(controls)
+        constants = self._constants(controls.temperature, controls.top_k)
+        blocks = [self._block(first)] + ([self._block(rest)] if rest is not first else [])
+        outputs = []
+        for i in range(frames):
+            out, state, _ = self._step(self._params, blocks[min(i, len(blocks) - 1)], constants, state)
+            outputs.append(out.values[0])
+        samples = np.asarray(jax.device_get(jnp.concatenate(outputs, axis=0)))
+        audio = samples.astype(np.float32) / 32768.0  # the package emits int16 at gain 0.5
+        return audio.reshape(frames * FRAME_SAMPLES, CHANNELS), state
+
+    def warmup(self):
+        """Runs one frame on a throwaway state, so the first live block pays no first-call cost
+        (TFLite interpreter creation, device transfers)."""
+        self.generate(self.init_state(0), GenerationControls(prompts=(("warm up", 1.0),)), 1)
 
 
 # ---- construction ----------------------------------------------------------------------------
