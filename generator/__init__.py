@@ -10,6 +10,8 @@
 - ``magenta:mrt2_small`` / ``magenta:mrt2_base``: the official Magenta RealTime 2 weights through
   the optional ``magenta-rt`` package (:mod:`generator.backends.magenta_rt2`). The bare names
   ``mrt2_small`` / ``mrt2_base`` stay jamgen's own random-weight presets of the same shapes;
+- ``mrt2:small`` / ``mrt2:base``: the same official weights in jamgen's own streaming engine
+  (:mod:`generator.mrt2.system`; the package is still needed for MusicCoCa);
 - ``symbolic`` / ``symbolic-tiny`` or a symbolic checkpoint directory: the Music Transformer played
   by FluidSynth, with MIDI out (:mod:`generator.symbolic.system`);
 - ``groove`` / ``groove-tiny`` or a groove checkpoint directory: the beat-grid, multi-track family played on
@@ -73,6 +75,24 @@ def _load_magenta(spec: str) -> Generator:
         raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
 
 
+def _load_mrt2(spec: str) -> Generator:
+    from generator.backends import magenta_assets  # file checks only: no jax, no magenta_rt
+    from generator.mrt2.config import OFFICIAL_NAMES  # plain data
+
+    try:
+        if spec[len("mrt2:"):] in OFFICIAL_NAMES:  # the extra and the weights, before the slow imports
+            magenta_assets.preflight(OFFICIAL_NAMES[spec[len("mrt2:"):]])
+        from generator.mrt2 import system as mrt2_system
+        from generator.mrt2.weights import CheckpointError
+
+        try:
+            return mrt2_system.load(spec)
+        except CheckpointError as err:
+            raise ValueError(str(err)) from None
+    except (ImportError, FileNotFoundError, ValueError) as err:
+        raise ModelLoadError(f"cannot load model {spec!r}: {err}") from err
+
+
 def _load_remote(spec: str) -> Generator:
     from generator.backends import remote  # no JAX: the model runs on the server
 
@@ -123,6 +143,8 @@ def load(spec: str = DEFAULT_MODEL) -> Generator:
         return _load_python(spec)
     if spec.startswith("magenta:"):
         return _load_magenta(spec)
+    if spec.startswith("mrt2:"):
+        return _load_mrt2(spec)
     if spec.startswith("symbolic") or _is_symbolic_dir(spec):
         return _load_symbolic(spec)
     if spec.startswith("groove") or _is_groove_dir(spec):

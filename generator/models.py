@@ -15,6 +15,8 @@ NATIVE_CHECKPOINTS = pathlib.Path(__file__).resolve().parent / "checkpoints"  # 
 # The presets of generator.symbolic.model (named here so that listing models imports no JAX).
 SYMBOLIC_NAMES = ("symbolic", "symbolic-tiny")
 GROOVE_NAMES = ("groove", "groove-tiny")  # the presets of generator.groove.model
+# mrt2:<preset> -> the official checkpoint it reads (= generator.mrt2.config.OFFICIAL_NAMES, kept JAX-free).
+MRT2_NATIVE = {"small": "mrt2_small", "base": "mrt2_base"}
 
 _NATIVE_NOTES = {
     "tiny": "audio-token model (codec + style + Depthformer LM), real time on 2 CPU cores",
@@ -54,6 +56,16 @@ def list_models() -> list[dict]:
             "ready": extra and not missing,
             "weights": "missing" if missing else "trained",
             "description": f"official Magenta RealTime 2, {magenta_assets.SIZES[name]}; needs a GPU",
+            "missing": [str(p) for p in missing],
+            "fetch": magenta_assets.fetch_commands(name, missing),
+        })
+    for preset, name in MRT2_NATIVE.items():  # the same files, in jamgen's own engine
+        missing = magenta_assets.missing_files(name)
+        models.append({
+            "spec": "mrt2:" + preset, "backend": "native+magenta-rt",
+            "ready": extra and not missing,
+            "weights": "missing" if missing else "trained",
+            "description": f"official Magenta RealTime 2 weights in jamgen's engine, {magenta_assets.SIZES[name]}",
             "missing": [str(p) for p in missing],
             "fetch": magenta_assets.fetch_commands(name, missing),
         })

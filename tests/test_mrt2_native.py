@@ -92,3 +92,63 @@ def test_missing_and_misshapen_tensors_are_named(parity, checkpoint, tmp_path):
         system.load_lm("test", tmp_path / "junk.safetensors")
     with pytest.raises(weights.CheckpointError, match="tensor params.* has shape .*, expected"):
         system.load_lm("small", path)  # the file of another size
+
+
+def test_decoded_audio_matches_the_package(parity, checkpoint):
+    """The native RVQ + codec path, 3 frames per compiled call, against the package stepping one frame."""
+    path, params = checkpoint
+    codes = np.random.default_rng(0).integers(0, 1024, (9, 12))
+    result = parity.compare_audio(path, params, codes, block=3)
+    assert result.snr_db >= 60.0 and result.peak > 1e-3, result
+
+
+# ---- through the loader, as the daemon uses it ----------------------------------------------------
+
+@pytest.fixture
+def home_with_test_model(checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("MAGENTA_HOME", str(tmp_path))
+    target = tmp_path / "magenta-rt-v2" / "checkpoints" / "mrt2_test.safetensors"
+    target.parent.mkdir(parents=True)
+    shutil.copy(checkpoint[0], target)
+    return target
+
+
+def test_loads_by_name_and_streams_across_blocks(home_with_test_model):
+    import generator
+    from generator.core.contract import FRAME_SAMPLES, GenerationControls, check_audio
+
+    gen = generator.load("mrt2:test")
+    controls = GenerationControls(prompts=(("bossa nova", 1.0),), temperature=1.1, top_k=40)
+    whole, _ = gen.generate(gen.init_state(7), controls, 4)
+    state, parts = gen.init_state(7), []
+    for n in (2, 2):  # the same stream in two blocks: the state carries it exactly
+        audio, state = gen.generate(state, controls, n)
+        parts.append(check_audio(audio, n))
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+    assert whole.shape == (4 * FRAME_SAMPLES, 2) and np.abs(whole[FRAME_SAMPLES:]).max() > 1e-4
+    other, _ = gen.generate(gen.init_state(8), controls, 4)
+    assert not np.allclose(other, whole), "the seed must change the stream"
+    prompt, _ = gen.generate(gen.init_state(7), GenerationControls(prompts=(("drum and bass", 1.0),)), 4)
+    assert not np.allclose(prompt, whole), "the prompt must change the stream"
+
+
+def test_loader_names_a_bad_tensor_in_one_line(home_with_test_model):
+    import generator
+
+    _rewrite(home_with_test_model, home_with_test_model, drop=QUERY)
+    with pytest.raises(generator.ModelLoadError) as err:
+        generator.load("mrt2:test")
+    assert QUERY in str(err.value) and "\n" not in str(err.value)
+
+
+def test_models_lists_the_native_engine_with_the_adapters_missing_files(tmp_path, monkeypatch):
+    from generator import models
+
+    monkeypatch.setenv("MAGENTA_HOME", str(tmp_path))
+    listed = {m["spec"]: m for m in models.list_models()}
+    for preset, official in (("small", "mrt2_small"), ("base", "mrt2_base")):
+        native, adapter = listed[f"mrt2:{preset}"], listed[f"magenta:{official}"]
+        assert not native["ready"] and native["missing"] == adapter["missing"] and native["fetch"] == adapter["fetch"]
+        assert any(f"mrt checkpoints download {official}" in c for c in native["fetch"])

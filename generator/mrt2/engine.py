@@ -26,30 +26,32 @@ class Engine:
       cfg: the model's shape.
       graph, params: ``nnx.split`` of a filled :class:`generator.mrt2.lm.MRT2LM`.
       dtype: compute dtype (float32, or bfloat16 on accelerators; the package's models use bfloat16).
-      codec: an object with ``init_state()`` and ``decode(params, state, codes [F, B, 12]) -> (audio, state)``,
-        or None for tokens only.
+      codec: an object with ``init_state(codec_params, batch)`` and ``decode(codec_params, state, codes [F, B, 12]) ->
+        (audio [B, F * 1920, 2], state)`` (:class:`generator.mrt2.codec.SpectroStreamDecoder`), or None.
+      codec_params: its parameters (passed to the compiled call, never baked into it).
     """
 
-    def __init__(self, cfg: MRT2Config, graph, params, *, dtype=jnp.float32, codec=None):
+    def __init__(self, cfg: MRT2Config, graph, params, *, dtype=jnp.float32, codec=None, codec_params=None):
         self.cfg, self.dtype, self.codec = cfg, dtype, codec
-        self._graph, self.params = graph, params
+        self._graph = graph
+        self.params = {"lm": params, "codec": codec_params}
         self._jit_frames = jax.jit(self._frames, static_argnames=("keep_logits", "decode"), donate_argnums=(1,))
         self._jit_init = jax.jit(self._init, static_argnames=("batch",))
 
     def _init(self, params, rng, batch=1):
-        lm = nnx.merge(self._graph, params)
+        lm = nnx.merge(self._graph, params["lm"])
         state = {"lm": lm.init_state(rng, batch, self.dtype)}
         if self.codec is not None:
-            state["codec"] = self.codec.init_state(batch)
+            state["codec"] = self.codec.init_state(params["codec"], batch)
         return state
 
     def _frames(self, params, state, cond, temperature, top_k, keep_logits=False, decode=True):
-        lm = nnx.merge(self._graph, params)
+        lm = nnx.merge(self._graph, params["lm"])
         lm_state, ids, logits = lm.frames(state["lm"], cond, temperature, top_k, self.dtype, keep_logits)
         state = dict(state, lm=lm_state)
         audio = None
         if decode and self.codec is not None:
-            audio, codec_state = self.codec.decode(state["codec"], codes_of(ids))
+            audio, codec_state = self.codec.decode(params["codec"], state["codec"], codes_of(ids))
             state["codec"] = codec_state
         return state, ids, logits, audio
 

@@ -127,3 +127,63 @@ def compare_lm(preset: str, ckpt_path, params, cond: np.ndarray, *, seed: int = 
     return LMParity(frames=len(cond), logit_max_abs=float(diff.max()),
                     per_level_max_abs=[float(d) for d in diff.max(axis=(0, 2))],
                     tokens_equal_frames=first_bad, tokens_all_equal=bool(same.all()))
+
+
+@dataclasses.dataclass
+class AudioParity:
+    frames: int
+    snr_db: float
+    max_abs_diff: float
+    peak: float
+
+
+@functools.lru_cache(maxsize=None)
+def _package_decoder():
+    """The package's codec path for tokens: ``quantizer.codes_to_embeddings`` then
+    ``embeddings_to_waveform_layer`` (decoder + inverse STFT), stepped one frame per call, float out."""
+    import sequence_layers.jax as sl
+    from magenta_rt.jax import spectrostream
+
+    module = spectrostream.stft_spectrostream_40ms_generic_48khz_stereo_config(
+        rvq_truncation_level=12, use_unique_codes=False).make()
+    spec = sl.ChannelSpec((256,), jnp.float32)
+
+    def init(m):
+        return m.embeddings_to_waveform_layer.get_initial_state(1, spec, training=False)
+
+    def step(m, codes, state):
+        emb = m.quantizer.codes_to_embeddings(sl.Sequence.from_values(codes))
+        out, state = m.embeddings_to_waveform_layer.step(emb, state, training=False)
+        return jnp.where(out.mask[..., None], out.values, 0.0), state
+
+    return (jax.jit(lambda p: module.apply(p, method=init)),
+            jax.jit(lambda p, c, s: module.apply(p, c, s, method=step)))
+
+
+def compare_audio(ckpt_path, params, codes: np.ndarray, *, block: int = 3) -> AudioParity:
+    """Decode ``codes`` [F, 12] (0..1023) with the package (one frame per step) and with the native
+    codec (``block`` frames per compiled call); SNR of the native audio against the package's."""
+    from generator.mrt2 import system
+    from generator.mrt2.codec import GAIN
+
+    init, step = _package_decoder()
+    ss = {"params": params["params"]["soundstream"]}
+    state = init(ss)
+    ref = []
+    for frame in codes:
+        out, state = step(ss, jnp.asarray(frame.reshape(1, 1, -1), jnp.int32), state)
+        ref.append(np.asarray(out[0]))
+    ref = np.concatenate(ref)
+    engine = system.load_lm("test", ckpt_path, with_codec=True)
+    codec, cparams = engine.codec, engine.params["codec"]
+    cstate = codec.init_state(cparams, 1)
+    ours = []
+    decode = jax.jit(codec.decode)
+    for i in range(0, len(codes), block):
+        audio, cstate = decode(cparams, cstate, jnp.asarray(codes[i:i + block, None, :], jnp.int32))
+        ours.append(np.asarray(audio[0]))
+    ours = np.concatenate(ours) / GAIN  # undo the output gain (nothing clips at these levels)
+    err = ours - ref
+    snr = 10 * np.log10(np.sum(ref ** 2) / max(np.sum(err ** 2), 1e-30))
+    return AudioParity(frames=len(codes), snr_db=float(snr), max_abs_diff=float(np.abs(err).max()),
+                       peak=float(np.abs(ref).max()))
