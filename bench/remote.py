@@ -18,10 +18,10 @@ Three numbers, each from a real server process on 127.0.0.1:
 
 ``--ray`` runs the same against ``jamgen serve --ray --replicas 1`` (Ray Serve's proxy in the path).
 
-``--throughput`` measures **streams per CPU core**: ``--sessions`` bare clients each keep two 4-frame requests
-in flight (so the server never waits for a client) for ``--seconds``; audio seconds made per second of the
-server's CPU time (its process and children, from /proc) is how many real-time streams one core carries, and
-audio seconds per wall second over sessions says whether every session kept real time.
+``--throughput`` measures **streams per CPU core**: ``--sessions`` bare clients each keep two requests of
+``--chunk-frames`` frames in flight (so the server never waits for a client) for ``--seconds``; audio seconds
+made per second of the server's CPU time (its process and children, from /proc) is how many real-time streams
+one core carries, and audio seconds per wall second over sessions says whether every session kept real time.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def real_time(url: str, blocks: int, frames: int = 2) -> dict:
             "changes": len(changes), "client_rtts": client_rtts}
 
 
-CHUNK_FRAMES = 4  # 160 ms a request: under the rate limit for any model slower than ~1 ms a frame
+CHUNK_FRAMES = 5  # default --chunk-frames: the "safe" block (which warm-up compiles), well under the rate limit
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -133,7 +133,7 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def throughput(server: ServeProcess, sessions: int, seconds: float) -> dict:
+def throughput(server: ServeProcess, sessions: int, seconds: float, chunk_frames: int = CHUNK_FRAMES) -> dict:
     """Saturate the server with ``sessions`` streams (two requests in flight each) for ``seconds``."""
     import contextlib
     import threading
@@ -148,7 +148,7 @@ def throughput(server: ServeProcess, sessions: int, seconds: float) -> dict:
             assert json.loads(ws.recv(timeout=120))["type"] == "ready"  # a note model loads an instance
             ready.wait()
             for _ in range(2):
-                ws.send(json.dumps({"type": "request", "frames": CHUNK_FRAMES}))
+                ws.send(json.dumps({"type": "request", "frames": chunk_frames}))
             while not stop.is_set():
                 raw = ws.recv(timeout=30)
                 if isinstance(raw, str):
@@ -157,7 +157,7 @@ def throughput(server: ServeProcess, sessions: int, seconds: float) -> dict:
                 head = json.loads(raw[4:4 + size])
                 frames_done[i] += head["frames"]
                 gen_ms.append(head["gen_ms"])
-                ws.send(json.dumps({"type": "request", "frames": CHUNK_FRAMES}))
+                ws.send(json.dumps({"type": "request", "frames": chunk_frames}))
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(sessions)]
     for t in threads:
@@ -185,6 +185,8 @@ def main() -> int:
     p.add_argument("--throughput", action="store_true", help="streams per CPU core instead of latency")
     p.add_argument("--sessions", type=int, default=4)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--chunk-frames", type=int, default=CHUNK_FRAMES,
+                   help="frames a request (a block size the model's warm-up compiles: tiny 1 or 5)")
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="bench: %(levelname)s: %(message)s")
     extra = ("--ray", "--replicas", "1") if a.ray else ()
@@ -193,7 +195,7 @@ def main() -> int:
                               model=a.model).start(timeout=300)
         try:
             if a.throughput:
-                tp = throughput(server, a.sessions, a.seconds)
+                tp = throughput(server, a.sessions, a.seconds, a.chunk_frames)
             else:
                 rtts, gens = round_trips(server.url, a.chunks)
                 rt = real_time(server.url, a.blocks)
@@ -204,7 +206,8 @@ def main() -> int:
         print(f"{a.model}{' on Ray Serve' if a.ray else ''}: {tp['sessions']} sessions saturating the server for "
               f"{tp['wall']:.1f} s: {tp['audio']:.1f} s of audio for {tp['cpu']:.1f} CPU s = {tp['per_core']:.1f} "
               f"real-time streams per CPU core; each session got {tp['realtime_each']:.2f}x real time; chunk "
-              f"generation p50 {pct(tp['gen_ms'], 50):.1f} ms, p99 {pct(tp['gen_ms'], 99):.1f} ms ({CHUNK_FRAMES} frames, {CHUNK_FRAMES * 40} ms)")
+              f"generation p50 {pct(tp['gen_ms'], 50):.1f} ms, p99 {pct(tp['gen_ms'], 99):.1f} ms "
+              f"({a.chunk_frames} frames, {a.chunk_frames * 40} ms)")
         return 0
     print(f"chunk round trip over loopback ({len(rtts)} chunks of 2 frames): p50 {pct(rtts, 50) * ms:.2f} ms, "
           f"p99 {pct(rtts, 99) * ms:.2f} ms; server generation p50 {pct(gens, 50) * ms:.2f} ms, "

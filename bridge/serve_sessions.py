@@ -195,14 +195,55 @@ def pack_chunk(header: dict[str, Any], audio: np.ndarray) -> bytes:
 
 
 class _Instance:
-    """One loaded generator and the one worker thread that calls it (calls never overlap)."""
+    """One loaded generator and the one worker thread that calls it (calls never overlap).
+
+    Batching: a generator that offers ``generate_batch(states, controls, frames)`` (the audio-token family's
+    ``generator.audio.batch.BatchedSystem``) gets the chunks that sessions ask for while its worker is busy
+    stepped together, one compiled step for all of them; nothing waits on purpose, so one session alone costs
+    what it did and N sessions cost one batched step instead of N. Note models never batch (a synth per stream).
+    """
 
     def __init__(self, name: str, gen: Generator):
         self.gen = gen
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"jamgen-serve-{name[:20]}")
+        self.batches = callable(getattr(gen, "generate_batch", None)) and not gen.makes_notes
+        self.waiting: list[tuple[Any, GenerationControls, int, asyncio.Future]] = []
+        self.stepping: asyncio.Task | None = None
 
     async def call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def chunk(self, state, controls: GenerationControls, frames: int):
+        """(audio, state, midi, seconds, streams in the step) for one session's request, batched when it can be."""
+        if not self.batches:
+            return (*await self.call(self.generate, state, controls, frames), 1)
+        done = asyncio.get_running_loop().create_future()
+        self.waiting.append((state, controls, frames, done))
+        if self.stepping is None or self.stepping.done():
+            self.stepping = asyncio.create_task(self._step_waiting())
+        return await done
+
+    async def _step_waiting(self) -> None:
+        """Step what is waiting, a batch of one block size at a time, until nothing is."""
+        while self.waiting:
+            frames = self.waiting[0][2]
+            batch = [job for job in self.waiting if job[2] == frames]
+            self.waiting = [job for job in self.waiting if job[2] != frames]
+            try:
+                audios, states, seconds = await self.call(self._generate_batch, batch, frames)
+            except Exception as err:  # noqa: BLE001 - each session reports it and starts afresh
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(err)
+                continue
+            for (*_, done), audio, state in zip(batch, audios, states):
+                if not done.done():  # a session cancelled while waiting (it closed) takes nothing
+                    done.set_result((audio, state, [], seconds, len(batch)))
+
+    def _generate_batch(self, batch, frames: int):
+        t0 = time.perf_counter()
+        audios, states = self.gen.generate_batch([job[0] for job in batch], [job[1] for job in batch], frames)
+        return [check_audio(a, frames) for a in audios], states, time.perf_counter() - t0
 
     def generate(self, state, controls: GenerationControls, frames: int):
         """A chunk and its notes, drained in the same job so another session's call cannot take them."""
@@ -360,8 +401,7 @@ class _Session:
                     controls = dataclasses.replace(controls, clock=GenerationControls.from_dict(
                         {"clock": clock}).clock)
                 try:
-                    audio, state, midi, seconds = await self.instance.call(
-                        self.instance.generate, self.state, controls, frames)
+                    audio, state, midi, seconds, streams = await self.instance.chunk(self.state, controls, frames)
                 except Exception as err:  # noqa: BLE001 - a model bug must not end the other sessions
                     await self._generator_failed(err)
                     continue
@@ -370,7 +410,7 @@ class _Session:
                 self.state = state
                 header = {"type": "chunk", "context": context, "position": self.position, "frames": frames,
                           "controls": controls.as_dict(), "gen_ms": round(seconds * 1000.0, 3),
-                          "midi": [[int(o), list(bytes(d))] for o, d in midi]}
+                          "batch": streams, "midi": [[int(o), list(bytes(d))] for o, d in midi]}
                 self.position += frames * FRAME_SAMPLES
                 await self.ws.send(pack_chunk(header, audio))
 
