@@ -6,11 +6,18 @@ of asserting them. Everything is measured through the daemon's own API (``genera
 ``GenerationControls``), including the codec decode and the device-to-host copy.
 
     JAX_COMPILATION_CACHE_DIR=/tmp/xla .venv/bin/python bench/bench_generator.py --preset tiny
+
+``--mrt2 small|base|test`` instead times Magenta RT 2 in jamgen's native engine (``mrt2:``) against the
+official package's step under the adapter (``magenta:``), in one run, on the same checkpoint: the
+official file when it is there, else (``--random``) package-initialised weights in the official layout
+(speed does not depend on weight values). Per-frame p50/p99 (``generate(..., 1)``), block RTF, ratio.
+On a GPU: ``bench/gpu_mrt2.sh``.
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import resource
 import time
 
@@ -39,7 +46,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="best-of rounds (by p95)")
     ap.add_argument("--streams", type=int, default=0,
                     help="also time N independent streams batched with vmap (GPU throughput)")
+    ap.add_argument("--mrt2", choices=("small", "base", "test"),
+                    help="time mrt2:<shape> (native) against magenta:mrt2_<shape> (the package's step)")
+    ap.add_argument("--random", action="store_true", help="with --mrt2: random weights when the file is missing")
+    ap.add_argument("--no-adapter", action="store_true", help="with --mrt2: time the native engine only")
     args = ap.parse_args()
+    if args.mrt2:
+        return bench_mrt2(args)
 
     t0 = time.perf_counter()
     import jax
@@ -110,6 +123,63 @@ def bench_streams(gen, n, block, count, block_ms):
     print(f"{n} streams batched (compile {compile_s:.1f} s), block ms: {percentiles(times)}; "
           f"RTF p99 {np.percentile(times, 99) / block_ms:.3f}; "
           f"{n * block * 1e3 / np.median(times):.0f} frames/s in total")
+
+
+def _mrt2_pair(shape: str, random_ok: bool, with_adapter: bool):
+    """(native generator, adapter generator or None, where the weights came from), same checkpoint."""
+    import tempfile
+
+    from magenta_rt import musiccoca
+
+    from generator.backends import magenta_rt2
+    from generator.mrt2 import parity, system
+
+    path = system.checkpoint_path(shape)
+    origin = str(path)
+    if not path.is_file():
+        if not random_ok:
+            raise SystemExit(f"{path} is missing; fetch it (jamgen models says how) or pass --random")
+        path = pathlib.Path(tempfile.mkdtemp()) / f"mrt2_{shape}.safetensors"
+        parity.official_checkpoint(shape, path)
+        origin = f"random weights, official layout ({path})"
+    dtype = system._dtypes()
+    engine = system.load_lm(shape, path, dtype=dtype, param_dtype=dtype, with_codec=True)
+    native = system.MRT2NativeGenerator(shape, engine, musiccoca.MockMusicCoCa(), name=f"mrt2:{shape}")
+    adapter = None
+    if with_adapter:
+        model = magenta_rt2.SHAPES[system.ADAPTER_SHAPE[shape]]()
+        adapter = magenta_rt2.MagentaRT2Generator(model, magenta_rt2.load_checkpoint(path),
+                                                  musiccoca.MockMusicCoCa(), name=f"magenta:{shape}")
+    return native, adapter, f"{origin}; native compute {np.dtype(dtype).name}"
+
+
+def bench_mrt2(args):
+    import jax
+
+    from generator.core.contract import FRAME_RATE, GenerationControls
+
+    native, adapter, origin = _mrt2_pair(args.mrt2, args.random, not args.no_adapter)
+    controls = GenerationControls(prompts=(("jazz trio", 1.0),), temperature=1.3, top_k=40)
+    block_ms = args.block * 1e3 / FRAME_RATE
+    print(f"MRT2 {args.mrt2} on {jax.devices()[0].device_kind} ({jax.devices()[0].platform}); {origin}")
+    results = {}
+    for label, gen in (("mrt2 (native)", native), ("magenta (adapter)", adapter)):
+        if gen is None:
+            continue
+        state = gen.init_state(0)
+        for n in (1, args.block):  # compile and first-call costs stay out of the numbers
+            _, state = gen.generate(state, controls, n)
+        frames, state = timed_blocks(gen, state, controls, 1, args.blocks, f"{label} frames")
+        blocks, state = timed_blocks(gen, state, controls, args.block, max(1, args.blocks // args.block), label)
+        results[label] = frames
+        print(f"{label:18s} per frame (frames=1) ms: p50 {np.percentile(frames, 50):7.2f} "
+              f"p99 {np.percentile(frames, 99):7.2f} | RTF p50 {np.percentile(frames, 50) / 40:.3f} | "
+              f"block of {args.block} ms: p50 {np.percentile(blocks, 50):7.2f} p99 {np.percentile(blocks, 99):7.2f} "
+              f"RTF p99 {np.percentile(blocks, 99) / block_ms:.3f}")
+    if len(results) == 2:
+        a, n = results["magenta (adapter)"], results["mrt2 (native)"]
+        print(f"adapter / native per frame: p50 x{np.percentile(a, 50) / np.percentile(n, 50):.2f} "
+              f"p99 x{np.percentile(a, 99) / np.percentile(n, 99):.2f}")
 
 
 if __name__ == "__main__":
