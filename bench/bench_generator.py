@@ -154,6 +154,9 @@ def _mrt2_pair(shape: str, random_ok: bool, with_adapter: bool):
 
 
 def bench_mrt2(args):
+    from generator.core.runtime import single_thread_cpu
+
+    single_thread_cpu()  # as generator.load does, before JAX starts
     import jax
 
     from generator.core.contract import FRAME_RATE, GenerationControls
