@@ -91,7 +91,8 @@ async def _serve(server: Server, tls: ssl.SSLContext | None) -> None:
     o = server.options
     async with websockets.asyncio.server.serve(
             lambda ws: server.handle(_WebsocketsConnection(ws)), o.host, o.port, max_size=WIRE_LIMIT,
-            compression=None, ssl=tls, ping_interval=5, ping_timeout=10, close_timeout=2, server_header=None) as ws_server:
+            compression=None, ssl=tls, ping_interval=5, ping_timeout=10, close_timeout=2,
+            server_header=None) as ws_server:
         port = next(iter(ws_server.sockets)).getsockname()[1]
         guard = "token required" if server.token else "loopback clients only, no token"
         log.info("serving %s on %s://%s:%d (%s)", ", ".join(server.models), "wss" if tls else "ws", o.host, port,

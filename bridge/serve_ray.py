@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 APP_NAME = "jamgen"
 NAMESPACE = "jamgen"
 DRAIN_ACTOR = "jamgen-drain"
-HEALTH_TIMEOUT = 5.0  # seconds a model's worker may take to answer a no-op: far past any block's budget
+HEALTH_TIMEOUT = 2.0  # seconds a model's worker may take to answer a no-op: 10x the longest block (200 ms)
 DRAIN_POLL = 0.5  # seconds between a replica's looks at the drain flag
 INSTALL_HINT = "Ray Serve is not installed: pip install -e '.[ray]' (or ./scripts/setup.sh --with-ray)"
 
@@ -99,7 +99,7 @@ class RayOptions:
                 # limit, so the client hears the server's one-line "busy" rather than waiting in the proxy.
                 "max_ongoing_requests": max_sessions + 2,
                 "ray_actor_options": {"num_cpus": self.replica_cpus, "num_gpus": self.replica_gpus},
-                "health_check_period_s": 2.0, "health_check_timeout_s": 2 * HEALTH_TIMEOUT,
+                "health_check_period_s": 1.0, "health_check_timeout_s": 2 * HEALTH_TIMEOUT,
                 "graceful_shutdown_timeout_s": self.drain_seconds, "graceful_shutdown_wait_loop_s": DRAIN_POLL}
 
 
