@@ -5,8 +5,8 @@ What is whose: the weights and the file layout are the official checkpoint's
 missing exactly as for ``magenta:`` by :mod:`generator.backends.magenta_assets`); the controls
 (MusicCoCa prompts, guidance as the CFG token, notes and drums CFG, MIDI notes as the piano roll)
 are the adapter's :class:`~generator.backends.magenta_rt2.MRT2Conditioning`, one implementation for
-both; the language model, its sampler and the block loop are jamgen's (:mod:`generator.mrt2.lm`,
-:mod:`generator.mrt2.engine`). ``mrt2:test`` loads ``checkpoints/mrt2_test.safetensors`` at the
+both; the language model, its sampler, the codec and the block loop are jamgen's (:mod:`generator.mrt2.lm`,
+:mod:`generator.mrt2.codec`, :mod:`generator.mrt2.engine`). ``mrt2:test`` loads ``checkpoints/mrt2_test.safetensors`` at the
 reduced shape (written by ``bench/parity_mrt2.py --write-test-checkpoint``) with the package's
 weightless ``MockMusicCoCa``, for tests and CPU smoke runs.
 
