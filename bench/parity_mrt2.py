@@ -64,6 +64,7 @@ def main():
     ap.add_argument("--audio-frames", type=int, default=9, help="frames decoded by both codecs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint", help="where to write the random checkpoint (default: a temporary file)")
+    ap.add_argument("--reuse", action="store_true", help="reuse --checkpoint when it exists (minutes at full shape)")
     ap.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 drift measurement")
     ap.add_argument("--write-test-checkpoint", action="store_true",
                     help="write $MAGENTA_HOME/magenta-rt-v2/checkpoints/mrt2_test.safetensors and exit")
@@ -87,7 +88,10 @@ def main():
     tmp = tempfile.TemporaryDirectory()
     path = pathlib.Path(args.checkpoint or pathlib.Path(tmp.name) / f"mrt2_{args.shape}.safetensors")
     t0 = time.perf_counter()
-    params = parity.official_checkpoint(args.shape, path, seed=args.seed)
+    if args.reuse and path.is_file():
+        params = parity.read_checkpoint(path)
+    else:
+        params = parity.official_checkpoint(args.shape, path, seed=args.seed)
     print(f"shape {args.shape} on {jax.devices()[0].device_kind}: random official checkpoint "
           f"({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
 

@@ -53,6 +53,14 @@ def official_checkpoint(preset: str, path, seed: int = 0):
     return traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in out.items()})
 
 
+def read_checkpoint(path):
+    """A checkpoint written by :func:`official_checkpoint`, back as the package's nested params."""
+    import flax.traverse_util as traverse_util
+    from safetensors.numpy import load_file
+
+    return traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in load_file(str(path)).items()})
+
+
 @dataclasses.dataclass
 class LMParity:
     frames: int
@@ -163,7 +171,6 @@ def _package_decoder():
 def compare_audio(ckpt_path, params, codes: np.ndarray, *, block: int = 3) -> AudioParity:
     """Decode ``codes`` [F, 12] (0..1023) with the package (one frame per step) and with the native
     codec (``block`` frames per compiled call); SNR of the native audio against the package's."""
-    from generator.mrt2 import system
     from generator.mrt2.codec import GAIN
 
     init, step = _package_decoder()
@@ -174,8 +181,11 @@ def compare_audio(ckpt_path, params, codes: np.ndarray, *, block: int = 3) -> Au
         out, state = step(ss, jnp.asarray(frame.reshape(1, 1, -1), jnp.int32), state)
         ref.append(np.asarray(out[0]))
     ref = np.concatenate(ref)
-    engine = system.load_lm("test", ckpt_path, with_codec=True)
-    codec, cparams = engine.codec, engine.params["codec"]
+    from generator.mrt2.codec import SpectroStreamDecoder
+    from generator.mrt2.weights import Checkpoint
+
+    codec = SpectroStreamDecoder(12)  # the codec is the same at every model size
+    cparams = codec.read(Checkpoint(ckpt_path))
     cstate = codec.init_state(cparams, 1)
     ours = []
     decode = jax.jit(codec.decode)
