@@ -18,7 +18,7 @@ ongoing requests per replica, which for a WebSocket deployment is its live sessi
 ``--sessions-per-replica``). **Health**: ``check_health`` gives every model's worker thread a no-op and fails
 when one does not answer within :data:`HEALTH_TIMEOUT` (a model call wedged far past any block's budget);
 Serve then replaces the replica and its sessions move. **Drain**: on SIGTERM/SIGINT the driver raises a flag
-(a named Ray actor, :class:`_DrainFlag`) that every replica polls; each refuses new sessions and closes its
+(on a small named Ray actor, the control actor, where replicas also register) that every replica polls; each refuses new sessions and closes its
 live ones with 1001 "going away", then Serve shuts down. A replica Serve stops by itself (a scale-down, a
 redeploy) keeps its sessions until ``--drain-seconds`` (``graceful_shutdown_timeout_s``) and its destructor
 closes what is left with 1001.
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "jamgen"
 NAMESPACE = "jamgen"
-DRAIN_ACTOR = "jamgen-drain"
+CONTROL_ACTOR = "jamgen-control"  # the driver's: the drain flag, and the replicas as they come up
 HEALTH_TIMEOUT = 2.0  # seconds a model's worker may take to answer a no-op: 10x the longest block (200 ms)
 DRAIN_POLL = 0.5  # seconds between a replica's looks at the drain flag
 INSTALL_HINT = "Ray Serve is not installed: pip install -e '.[ray]' (or ./scripts/setup.sh --with-ray)"
@@ -165,7 +165,8 @@ def build_app(options: ServeOptions, ray_options: RayOptions):
             token = check_options(dataclasses.replace(options, port=0))
             self.server = Server(options, load_models(options), token, prefix=f"{self.replica}.")
             self.watcher: asyncio.Task | None = None
-            log.info("replica %s pid %d ready: %s", self.replica, os.getpid(), ", ".join(self.server.models))
+            log.info("replica %s ready: %s", self.replica, ", ".join(self.server.models))
+            _register(self.replica)
 
         @app.websocket("/{path:path}")
         async def session(self, websocket: WebSocket, path: str = "") -> None:
@@ -180,7 +181,7 @@ def build_app(options: ServeOptions, ray_options: RayOptions):
             while not self.server.draining:
                 await asyncio.sleep(DRAIN_POLL)
                 try:
-                    reason = await ray.get_actor(DRAIN_ACTOR, namespace=NAMESPACE).get.remote()
+                    reason = await ray.get_actor(CONTROL_ACTOR, namespace=NAMESPACE).drain_reason.remote()
                 except ValueError:
                     continue  # no driver flag (deployed with `serve run`): Serve's own shutdown drains
                 if reason:
@@ -252,7 +253,8 @@ def serve_ray(options: ServeOptions, ray_options: RayOptions) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    flag = _DrainFlag.options(name=DRAIN_ACTOR, namespace=NAMESPACE, num_cpus=0, lifetime=None).remote()
+    control = _control_class().options(name=CONTROL_ACTOR, namespace=NAMESPACE, num_cpus=0).remote()
+    seen: set[str] = set()
     try:
         http = {"host": options.host, "port": port}
         if options.tls_cert:
@@ -270,10 +272,15 @@ def serve_ray(options: ServeOptions, ray_options: RayOptions) -> int:
         log.info("serving %s on %s://%s:%d (%s on Ray Serve, ready in %.1f s; %s)",
                  ", ".join(dict.fromkeys([options.model, *options.models])), "wss" if options.tls_cert else "ws",
                  options.host, port, scale, time.monotonic() - t0, guard)
-        while not stop.wait(0.5):
-            pass
+        while True:
+            for tag, (pid, node) in ray.get(control.replicas.remote()).items():
+                if tag not in seen:
+                    seen.add(tag)
+                    log.info("replica %s up (pid %d on %s)", tag, pid, node)
+            if stop.wait(0.5):
+                break
         log.info("shutting down: draining the replicas' sessions (1001, clients reconnect elsewhere)")
-        ray.get(flag.set.remote("the server is shutting down"))
+        ray.get(control.drain.remote("the server is shutting down"))
         time.sleep(2 * DRAIN_POLL + 0.5)
         serve.shutdown()
     finally:
@@ -281,30 +288,38 @@ def serve_ray(options: ServeOptions, ray_options: RayOptions) -> int:
     return 0
 
 
-def _drain_flag_class():
+def _register(replica: str) -> None:
+    """Tell the driver's control actor this replica is up (none under ``serve run``: then nothing to tell)."""
+    import ray
+
+    try:
+        control = ray.get_actor(CONTROL_ACTOR, namespace=NAMESPACE)
+    except ValueError:
+        return
+    control.register.remote(replica, os.getpid(), ray.util.get_node_ip_address())
+
+
+def _control_class():
+    """The control actor's class, made on first use so that importing this module needs no Ray."""
     import ray
 
     @ray.remote
-    class DrainFlag:
-        """The driver's "drain now" flag: a reason once set (replicas poll :meth:`get`)."""
+    class Control:
+        """The driver's side of the replicas: who is up (for its log) and the drain flag they poll."""
 
         def __init__(self):
-            self.reason = ""
+            self.reason, self.up = "", {}
 
-        def set(self, reason: str) -> None:
+        def register(self, replica: str, pid: int, node: str) -> None:
+            self.up[replica] = (pid, node)
+
+        def replicas(self) -> dict:
+            return dict(self.up)
+
+        def drain(self, reason: str) -> None:
             self.reason = reason
 
-        def get(self) -> str:
+        def drain_reason(self) -> str:
             return self.reason
 
-    return DrainFlag
-
-
-class _LazyDrainFlag:
-    """:class:`DrainFlag` made on first use, so that importing this module needs no Ray."""
-
-    def options(self, **kw):
-        return _drain_flag_class().options(**kw)
-
-
-_DrainFlag = _LazyDrainFlag()
+    return Control

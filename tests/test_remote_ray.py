@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -21,13 +23,13 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install -e '.[ray]' "
-                    "(./scripts/setup.sh --with-ray) to run the scale-out tests")
+                    "(./scripts/setup.sh --with-ray) to run the scale-out tests", exc_type=ImportError)
 pytest.importorskip("fastapi", reason="FastAPI (Ray Serve's WebSocket ingress) is not installed: "
-                    "pip install -e '.[ray]'")
+                    "pip install -e '.[ray]'", exc_type=ImportError)
 
 import generator  # noqa: E402
 from generator.core.contract import FRAME_RATE, SAMPLE_RATE, GenerationControls  # noqa: E402
-from tests.remote_server import ServeProcess, next_message, session  # noqa: E402
+from tests.remote_server import ROOT, TONE_MODEL, ServeProcess, next_message, session  # noqa: E402
 
 TEMPERATURES = (0.0, 0.5, 1.0, 1.5)  # one pitch per session: 220, 311, 440, 622 Hz
 BLOCK_FRAMES = 2
@@ -64,10 +66,10 @@ class _Player(threading.Thread):
 
 
 def _replicas(server: ServeProcess, count: int, timeout: float = 30.0) -> dict[str, int]:
-    """{replica id: pid} from the replicas' own start-up lines (Ray streams them into the server's log)."""
+    """{replica id: pid} from the server's lines for each replica that registered with its control actor."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = dict(re.findall(r"replica (\w+) pid (\d+) ready", server.log()))
+        found = dict(re.findall(r"replica (\w+) up \(pid (\d+)", server.log()))
         if len(found) >= count:
             return {tag: int(pid) for tag, pid in found.items()}
         time.sleep(0.1)
@@ -164,3 +166,19 @@ def test_refusals_and_drain_through_the_ray_proxy(ray_server):
         assert "shutting down" in closed.value.rcvd.reason
     assert ray_server.proc.wait(60) == 0, ray_server.log()[-3000:]
     assert "refused (unknown_model)" in ray_server.log() and "drained 1 session(s)" in ray_server.log()
+
+
+def test_scale_out_settings_are_one_line_errors():
+    from bridge.serve_ray import app_builder
+
+    for args, text in ((["--replicas", "3"], "--replicas goes with --ray"),
+                       (["--ray", "--replicas", "0"], "--replicas must be at least 1, got 0"),
+                       (["--ray", "--replicas", "2", "--max-replicas", "1"], "--max-replicas (1) must be at least"),
+                       (["--ray", "--host", "0.0.0.0"], "not a loopback address: give a shared secret")):
+        env = {k: v for k, v in os.environ.items() if k != "JAMGEN_REMOTE_TOKEN"}
+        r = subprocess.run([sys.executable, "-m", "bridge.cli", "serve", "--model", TONE_MODEL, *args], cwd=ROOT,
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode != 0, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and text in r.stderr, (args, r.stderr)
+    with pytest.raises(ValueError, match="takes model=NAME .required.*got bogus, model"):
+        app_builder({"model": TONE_MODEL, "bogus": "1"})
