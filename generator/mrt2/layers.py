@@ -24,7 +24,7 @@ INVALID_LOGIT = -1e9          # sequence_layers' _INVALID_LOGIT_VALUE
 R_SOFTPLUS_0 = 1.442695041    # 1 / softplus(0): per_dim_scale = 0 means plain 1/sqrt(H)
 
 
-def _param(*shape):
+def zeros_param(*shape):
     """Zero placeholders: every parameter is overwritten by the checkpoint (or the package's initialiser)."""
     return nnx.Param(jnp.zeros(shape, jnp.float32))
 
@@ -52,13 +52,13 @@ class Attention(nnx.Module):
     """
 
     def __init__(self, dim: int, source_dim: int, heads: int, head_dim: int, *, sinks: int):
-        self.pre_norm, self.post_norm = _param(dim), _param(dim)
-        self.query, self.out = _param(dim, heads, head_dim), _param(dim, heads, head_dim)
-        self.key, self.value = _param(source_dim, heads, head_dim), _param(source_dim, heads, head_dim)
-        self.per_dim_scale = _param(head_dim)
+        self.pre_norm, self.post_norm = zeros_param(dim), zeros_param(dim)
+        self.query, self.out = zeros_param(dim, heads, head_dim), zeros_param(dim, heads, head_dim)
+        self.key, self.value = zeros_param(source_dim, heads, head_dim), zeros_param(source_dim, heads, head_dim)
+        self.per_dim_scale = zeros_param(head_dim)
         self.sinks = sinks
         if sinks:
-            self.sink_key, self.sink_value = _param(sinks, heads, head_dim), _param(sinks, heads, head_dim)
+            self.sink_key, self.sink_value = zeros_param(sinks, heads, head_dim), zeros_param(sinks, heads, head_dim)
 
     def empty_cache(self, batch: int, slots: int, dtype) -> dict:
         n, h = self.key.shape[1:]
@@ -94,9 +94,9 @@ class FeedForward(nnx.Module):
     """Residual pre/post-normed FFN with biases and tanh-approximated GELU (``jax.nn.gelu``'s default)."""
 
     def __init__(self, dim: int, hidden: int):
-        self.pre_norm, self.post_norm = _param(dim), _param(dim)
-        self.w1, self.b1 = _param(dim, hidden), _param(hidden)
-        self.w2, self.b2 = _param(hidden, dim), _param(dim)
+        self.pre_norm, self.post_norm = zeros_param(dim), zeros_param(dim)
+        self.w1, self.b1 = zeros_param(dim, hidden), zeros_param(hidden)
+        self.w2, self.b2 = zeros_param(hidden, dim), zeros_param(dim)
 
     def __call__(self, x):
         dt = x.dtype

@@ -19,8 +19,8 @@ Why it is written this way (and how it matches ``magenta_rt.jax.depthformer``):
   level. The levels run in a ``lax.scan`` inside the frame ``lax.scan``: no host sync until a block
   of frames is done.
 
-MRT2's classifier-free guidance is trained conditioning (a CFG token, see ``conditioning_tokens`` in
-:mod:`generator.mrt2.system`), so it costs no second batch row; ``batch`` is kept general anyway.
+MRT2's classifier-free guidance is trained conditioning (the CFG tokens among the 144 ids, binned by the
+adapter's ``conditioning_ids``), so it costs no second batch row; ``batch`` is kept general anyway.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from flax import nnx
 
 from generator.mrt2.config import (MUSICCOCA_DIM, MUSICCOCA_LEVELS, MUSICCOCA_VOCAB, REGULAR_CHANNELS,
                                    RESERVED, SOS_ID, MRT2Config)
-from generator.mrt2.layers import Transformer, _param, layer_norm
+from generator.mrt2.layers import Transformer, layer_norm, zeros_param
 
 NEG_LOGIT = -0.7 * float(np.finfo(np.float32).max)  # depthformer.get_large_negative_number(float32)
 
@@ -49,16 +49,16 @@ class MRT2LM(nnx.Module):
     def __init__(self, cfg: MRT2Config):
         self.cfg = cfg
         t, d, e = cfg.temporal, cfg.depth, cfg.encoder_dim
-        self.musiccoca_table = _param(MUSICCOCA_LEVELS * MUSICCOCA_VOCAB, MUSICCOCA_DIM)
-        self.musiccoca_proj = _param(MUSICCOCA_DIM, e)
-        self.regular_table = _param(cfg.regular_embeddings, e)
-        self.encoder_ln_scale, self.encoder_ln_bias = _param(e), _param(e)
-        self.embedding = _param(cfg.vocab, t.dim)
+        self.musiccoca_table = zeros_param(MUSICCOCA_LEVELS * MUSICCOCA_VOCAB, MUSICCOCA_DIM)
+        self.musiccoca_proj = zeros_param(MUSICCOCA_DIM, e)
+        self.regular_table = zeros_param(cfg.regular_embeddings, e)
+        self.encoder_ln_scale, self.encoder_ln_bias = zeros_param(e), zeros_param(e)
+        self.embedding = zeros_param(cfg.vocab, t.dim)
         self.temporal = Transformer(t.dim, t.ffn, t.heads, t.head_dim, t.layers, source_dim=e, sinks=cfg.sinks)
-        self.depth_adapter = _param(t.dim, d.dim) if t.dim != d.dim else None
+        self.depth_adapter = zeros_param(t.dim, d.dim) if t.dim != d.dim else None
         self.depth = Transformer(d.dim, d.ffn, d.heads, d.head_dim, d.layers)
-        self.final_ln_scale, self.final_ln_bias = _param(d.dim), _param(d.dim)
-        self.to_logits, self.to_logits_bias = _param(d.dim, cfg.vocab), _param(cfg.vocab)
+        self.final_ln_scale, self.final_ln_bias = zeros_param(d.dim), zeros_param(d.dim)
+        self.to_logits, self.to_logits_bias = zeros_param(d.dim, cfg.vocab), zeros_param(cfg.vocab)
 
     # ---- state -------------------------------------------------------------------------------
     def init_state(self, rng, batch: int = 1, dtype=jnp.float32) -> dict:
