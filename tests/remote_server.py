@@ -21,6 +21,20 @@ from tests.processes import stop as stop_process
 ROOT = Path(__file__).resolve().parent.parent
 TONE_MODEL = "python:tests.tone_generator:factory"
 MIDI_MODEL = "python:tests.tone_generator:midi_factory"
+BATCHED_TINY = "python:tests.remote_server:batched_tiny"
+
+
+def batched_tiny():
+    """``tiny`` batched up to 4 streams a step, warmed up for 1-frame blocks only (what the batching test asks
+    for): 3 compiles instead of 6, so a cold XLA cache costs the test half as much."""
+    from generator.audio import system
+    from generator.audio.batch import BatchedSystem
+
+    class OneBlockSize(BatchedSystem):
+        def warmup(self, frames=None, prompt="warm up"):
+            super().warmup(1, prompt)
+
+    return OneBlockSize.from_system(system.load("tiny"), buckets=(2, 4))
 
 
 class ServeProcess:

@@ -1,6 +1,6 @@
 """Batching on the server: several sessions of ``tiny`` stepped through one compiled step, each stream unchanged.
 
-A real ``jamgen serve`` process serves ``python:generator.audio.batch:tiny_small_batches``; three sessions ask
+A real ``jamgen serve`` process serves ``tiny`` batched (``generator.audio.batch``, up to 4 streams a step); three sessions ask
 for chunks at once, so the worker finds them waiting together and steps them as one batch (the chunk header's
 ``batch``). What each session hears must be exactly what a single-stream ``tiny`` makes from the same seed and
 controls in this process: batching may change the cost, never the music.
@@ -15,9 +15,7 @@ import numpy as np
 
 import generator
 from generator.core.contract import CHANNELS, FRAME_SAMPLES, GenerationControls
-from tests.remote_server import ServeProcess, next_message, session
-
-MODEL = "python:generator.audio.batch:tiny_small_batches"
+from tests.remote_server import BATCHED_TINY, ServeProcess, next_message, session
 SESSIONS = {0: 0.7, 1: 1.0, 2: 1.3}  # seed: temperature
 CHUNKS, FRAMES = 6, 1
 
@@ -41,7 +39,7 @@ def _stream(url: str, seed: int, temperature: float, out: dict) -> None:
 
 
 def test_sessions_batched_through_one_step_hear_what_one_stream_makes(tmp_path):
-    server = ServeProcess(tmp_path / "serve.log", model=MODEL).start(timeout=240)
+    server = ServeProcess(tmp_path / "serve.log", model=BATCHED_TINY).start(timeout=240)
     out: dict = {"go": threading.Event()}
     try:
         threads = [threading.Thread(target=_stream, args=(server.url, seed, t, out)) for seed, t in SESSIONS.items()]

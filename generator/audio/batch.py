@@ -120,8 +120,3 @@ class BatchedSystem(system.System):
 def tiny() -> BatchedSystem:
     """``python:generator.audio.batch:tiny``: the ``tiny`` preset, batched over streams."""
     return BatchedSystem.from_system(system.load("tiny"))
-
-
-def tiny_small_batches() -> BatchedSystem:
-    """``tiny`` batched up to 4 streams a step: fewer shapes to compile (tests, small servers)."""
-    return BatchedSystem.from_system(system.load("tiny"), buckets=(2, 4))
