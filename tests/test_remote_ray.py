@@ -31,6 +31,7 @@ import generator  # noqa: E402
 from generator.core.contract import FRAME_RATE, SAMPLE_RATE, GenerationControls  # noqa: E402
 from tests.remote_server import ROOT, TONE_MODEL, ServeProcess, next_message, session  # noqa: E402
 
+TOKEN = "ray-s3cret-for-tests"
 TEMPERATURES = (0.0, 0.5, 1.0, 1.5)  # one pitch per session: 220, 311, 440, 622 Hz
 BLOCK_FRAMES = 2
 
@@ -86,13 +87,15 @@ def _replicas(server: ServeProcess, count: int, timeout: float = 30.0) -> dict[s
 def ray_server(tmp_path_factory):
     """One deployment for the module (a Ray cluster takes ~20 s to start on 2 cores); the last test drains it."""
     server = ServeProcess(tmp_path_factory.mktemp("ray") / "serve.log", "--ray", "--replicas", "2",
-                          "--replica-cpus", "0.5")
+                          "--replica-cpus", "0.5", env={"JAMGEN_REMOTE_TOKEN": TOKEN})  # each replica reads it
     server.start(timeout=120)
     yield server
     server.stop(timeout=30)
 
 
-def test_killing_a_replica_moves_its_sessions_to_the_other_with_audio_back_within_5_s(ray_server, caplog):
+def test_killing_a_replica_moves_its_sessions_to_the_other_with_audio_back_within_5_s(ray_server, caplog,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("JAMGEN_REMOTE_TOKEN", TOKEN)  # the clients' secret, as a daemon's environment gives it
     caplog.set_level(logging.INFO, logger="generator.backends.remote")
     replicas = _replicas(ray_server, 2)
     players = [_Player(ray_server.url, t) for t in TEMPERATURES]
@@ -147,21 +150,24 @@ def test_killing_a_replica_moves_its_sessions_to_the_other_with_audio_back_withi
 
 
 def test_refusals_and_drain_through_the_ray_proxy(ray_server):
-    """The same one-line refusals as ``jamgen serve`` (one implementation), then SIGTERM closes live sessions
-    with 1001 "going away" before the server exits."""
+    """The same token check and one-line refusals as ``jamgen serve`` (one implementation, the token read by each
+    replica from the environment), then SIGTERM closes live sessions with 1001 "going away" before it exits."""
     import websockets
 
-    with session(ray_server.url, {"model": "../../etc/passwd"}) as ws:
+    with session(ray_server.url, {"token": "wrong"}) as ws:
+        reply = next_message(ws)
+        assert reply["code"] == "bad_token" and "wrong or missing token" in reply["message"], reply
+    with session(ray_server.url, {"token": TOKEN, "model": "../../etc/passwd"}) as ws:
         reply = next_message(ws)
         assert reply["code"] == "unknown_model" and "this server serves: python:tests.tone_generator" \
             in reply["message"], reply
-    with session(ray_server.url) as ws:
+    with session(ray_server.url, {"token": TOKEN}) as ws:
         assert next_message(ws)["type"] == "ready"
         ws.send("{not json")
         assert next_message(ws)["code"] == "malformed"
         ws.send("x" * 100_000)
         assert next_message(ws)["code"] == "too_big"
-    with session(ray_server.url) as ws:
+    with session(ray_server.url, {"token": TOKEN}) as ws:
         ready = next_message(ws)
         assert re.fullmatch(r"\w+\.\d+", ready["session"]), ready
         ray_server.proc.send_signal(signal.SIGTERM)
@@ -171,7 +177,9 @@ def test_refusals_and_drain_through_the_ray_proxy(ray_server):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001, closed.value
         assert "shutting down" in closed.value.rcvd.reason
     assert ray_server.proc.wait(60) == 0, ray_server.log()[-3000:]
-    assert "refused (unknown_model)" in ray_server.log() and "drained 1 session(s)" in ray_server.log()
+    log = ray_server.log()
+    assert "refused (bad_token)" in log and "refused (unknown_model)" in log and "drained 1 session(s)" in log
+    assert TOKEN not in log
 
 
 def test_scale_out_settings_are_one_line_errors():
