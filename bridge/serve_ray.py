@@ -17,11 +17,11 @@ sides say where a stream runs.
 ongoing requests per replica, which for a WebSocket deployment is its live sessions (target
 ``--sessions-per-replica``). **Health**: ``check_health`` gives every model's worker thread a no-op and fails
 when one does not answer within :data:`HEALTH_TIMEOUT` (a model call wedged far past any block's budget);
-Serve then replaces the replica and its sessions move. **Drain**: on SIGTERM/SIGINT the driver raises a flag
-(on a small named Ray actor, the control actor, where replicas also register) that every replica polls; each refuses new sessions and closes its
-live ones with 1001 "going away", then Serve shuts down. A replica Serve stops by itself (a scale-down, a
-redeploy) keeps its sessions until ``--drain-seconds`` (``graceful_shutdown_timeout_s``) and its destructor
-closes what is left with 1001.
+Serve then replaces the replica and its sessions move. **Drain**: on SIGTERM/SIGINT the driver raises a flag on
+its control actor (a small named Ray actor, where replicas also register) that every replica polls; each
+refuses new sessions and closes its live ones with 1001 "going away", then Serve shuts down. A replica Serve
+stops by itself (a scale-down, a redeploy) keeps its sessions until ``--drain-seconds``
+(``graceful_shutdown_timeout_s``) and its destructor closes what is left with 1001.
 
 Threads and loops: each replica runs its sessions on Serve's user-code event loop (one per replica process),
 the models' calls on their ``jamgen-serve-<name>`` worker threads; the driver (``jamgen serve --ray``) only

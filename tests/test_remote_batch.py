@@ -1,8 +1,8 @@
 """Batching on the server: several sessions of ``tiny`` stepped through one compiled step, each stream unchanged.
 
-A real ``jamgen serve`` process serves ``tiny`` batched (``generator.audio.batch``, up to 4 streams a step); three sessions ask
-for chunks at once, so the worker finds them waiting together and steps them as one batch (the chunk header's
-``batch``). What each session hears must be exactly what a single-stream ``tiny`` makes from the same seed and
+A real ``jamgen serve`` process serves ``tiny`` batched (``generator.audio.batch``, up to 4 streams a step);
+three sessions ask for chunks at once, so the worker finds them waiting together and steps them as one batch
+(the chunk header's ``batch``). What each session hears must be exactly what a single-stream ``tiny`` makes from the same seed and
 controls in this process: batching may change the cost, never the music.
 """
 
