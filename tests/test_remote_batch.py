@@ -2,8 +2,8 @@
 
 A real ``jamgen serve`` process serves ``tiny`` batched (``generator.audio.batch``, up to 4 streams a step);
 three sessions ask for chunks at once, so the worker finds them waiting together and steps them as one batch
-(the chunk header's ``batch``). What each session hears must be exactly what a single-stream ``tiny`` makes from the same seed and
-controls in this process: batching may change the cost, never the music.
+(the chunk header's ``batch``). What each session hears must be exactly what a single-stream ``tiny`` makes from
+the same seed and controls in this process: batching may change the cost, never the music.
 """
 
 from __future__ import annotations
