@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--replica-gpus", type=float, default=0.0, metavar="G",
                        help="GPUs per replica; a fraction (0.25) shares one GPU between replicas (default 0)")
     scale.add_argument("--drain-seconds", type=float, default=10.0, metavar="S",
-                       help="how long a replica Serve stops keeps its sessions before closing them (default 10)")
+                       help="how long a replica Serve stops keeps its sessions before its process ends (default 10)")
 
     sub.add_parser("controls", help="list every control with its range and default")
     sub.add_parser("models", help="list the models jamgen can load, what is installed and what is missing")

@@ -21,7 +21,8 @@ Serve then replaces the replica and its sessions move. **Drain**: on SIGTERM/SIG
 its control actor (a small named Ray actor, where replicas also register) that every replica polls; each
 refuses new sessions and closes its live ones with 1001 "going away", then Serve shuts down. A replica Serve
 stops by itself (a scale-down, a redeploy) keeps its sessions until ``--drain-seconds``
-(``graceful_shutdown_timeout_s``) and its destructor closes what is left with 1001.
+(``graceful_shutdown_timeout_s``), then Serve ends the process and its clients reconnect elsewhere: Serve tells
+a replica nothing before, and calls its destructor (which closes with 1001) only once no session is left.
 
 Threads and loops: each replica runs its sessions on Serve's user-code event loop (one per replica process),
 the models' calls on their ``jamgen-serve-<name>`` worker threads; the driver (``jamgen serve --ray``) only
@@ -63,7 +64,7 @@ class RayOptions:
       max_replicas: autoscale up to this many on live sessions; None or ``replicas`` = a fixed number.
       sessions_per_replica: the autoscaler's target of live sessions per replica.
       replica_cpus, replica_gpus: what Ray reserves for each replica (a fraction shares a GPU).
-      drain_seconds: how long a stopping replica keeps its sessions before closing them (Serve's
+      drain_seconds: how long a stopping replica keeps its sessions before its process ends (Serve's
         ``graceful_shutdown_timeout_s``).
     """
 
