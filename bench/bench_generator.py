@@ -139,8 +139,9 @@ def _mrt2_pair(shape: str, random_ok: bool, with_adapter: bool):
     if not path.is_file():
         if not random_ok:
             raise SystemExit(f"{path} is missing; fetch it (jamgen models says how) or pass --random")
-        path = pathlib.Path(tempfile.mkdtemp()) / f"mrt2_{shape}.safetensors"
-        parity.official_checkpoint(shape, path)
+        path = pathlib.Path(tempfile.gettempdir()) / "jamgen-mrt2-random" / f"mrt2_{shape}.safetensors"
+        if not path.is_file():  # written once, reused by later runs (10 GB for base)
+            parity.official_checkpoint(shape, path)
         origin = f"random weights, official layout ({path})"
     dtype = system._dtypes()
     engine = system.load_lm(shape, path, dtype=dtype, param_dtype=dtype, with_codec=True)

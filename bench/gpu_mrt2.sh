@@ -12,5 +12,9 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false XLA_FLAGS="${XLA_FLAGS:---xla_gpu_ena
 for shape in small base; do
   "$PY" bench/bench_generator.py --mrt2 "$shape" --random --block 2 --blocks 200 2>/dev/null | tr '\r' '\n' | grep -v 'it/s\|s/it'
 done
-JAMGEN_MRT2_DTYPE=float32 "$PY" bench/bench_generator.py --mrt2 small --random --no-adapter --block 2 --blocks 200 2>/dev/null \
-  | tr '\r' '\n' | grep -v 'it/s\|s/it'
+# Variants of the native engine on mrt2_small: float32, and the loop unrolling (default "levels" on a GPU).
+for env in JAMGEN_MRT2_DTYPE=float32 JAMGEN_MRT2_UNROLL=none JAMGEN_MRT2_UNROLL=all; do
+  echo "== $env"
+  env "$env" "$PY" bench/bench_generator.py --mrt2 small --random --no-adapter --block 2 --blocks 200 2>/dev/null \
+    | tr '\r' '\n' | grep -v 'it/s\|s/it'
+done

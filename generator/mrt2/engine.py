@@ -9,6 +9,7 @@ so no control change recompiles. Only the block length is static: one executable
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 
 import jax
@@ -17,6 +18,8 @@ from flax import nnx
 
 from generator.mrt2.config import MRT2Config
 from generator.mrt2.lm import codes_of
+
+UNROLL_ENV = "JAMGEN_MRT2_UNROLL"
 
 
 class Engine:
@@ -29,10 +32,17 @@ class Engine:
       codec: an object with ``init_state(codec_params, batch)`` and ``decode(codec_params, state, codes [F, B, 12]) ->
         (audio [B, F * 1920, 2], state)`` (:class:`generator.mrt2.codec.SpectroStreamDecoder`), or None.
       codec_params: its parameters (passed to the compiled call, never baked into it).
+      unroll: "none" | "levels" | "all" (see :meth:`generator.mrt2.lm.MRT2LM.frames`); default
+        ``$JAMGEN_MRT2_UNROLL``, else "levels" on a GPU/TPU and "none" on the CPU.
     """
 
-    def __init__(self, cfg: MRT2Config, graph, params, *, dtype=jnp.float32, codec=None, codec_params=None):
+    def __init__(self, cfg: MRT2Config, graph, params, *, dtype=jnp.float32, codec=None, codec_params=None,
+                 unroll: str | None = None):
         self.cfg, self.dtype, self.codec = cfg, dtype, codec
+        default = "none" if jax.default_backend() == "cpu" else "levels"
+        self.unroll = unroll or os.environ.get(UNROLL_ENV) or default
+        if self.unroll not in ("none", "levels", "all"):
+            raise ValueError(f"{UNROLL_ENV} must be none, levels or all, not {self.unroll!r}")
         self._graph = graph
         self.params = {"lm": params, "codec": codec_params}
         self._jit_frames = jax.jit(self._frames, static_argnames=("keep_logits", "decode"), donate_argnums=(1,))
@@ -47,7 +57,8 @@ class Engine:
 
     def _frames(self, params, state, cond, temperature, top_k, keep_logits=False, decode=True):
         lm = nnx.merge(self._graph, params["lm"])
-        lm_state, ids, logits = lm.frames(state["lm"], cond, temperature, top_k, self.dtype, keep_logits)
+        lm_state, ids, logits = lm.frames(state["lm"], cond, temperature, top_k, self.dtype, keep_logits,
+                                             self.unroll)
         state = dict(state, lm=lm_state)
         audio = None
         if decode and self.codec is not None:
