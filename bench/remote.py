@@ -2,6 +2,7 @@
 
     python -m bench.remote [--model python:tests.tone_generator:factory] [--chunks 400] [--blocks 150] [--ray]
     python -m bench.remote --throughput --model tiny --sessions 4 --seconds 20 [--ray]
+    python -m bench.remote --soak --model tiny --sessions 4 --seconds 600 [--ray]
 
 Three numbers, each from a real server process on 127.0.0.1:
 
@@ -22,6 +23,10 @@ Three numbers, each from a real server process on 127.0.0.1:
 ``--chunk-frames`` frames in flight (so the server never waits for a client) for ``--seconds``; audio seconds
 made per second of the server's CPU time (its process and children, from /proc) is how many real-time streams
 one core carries, and audio seconds per wall second over sessions says whether every session kept real time.
+
+``--soak`` plays ``--sessions`` remote generators at real time, one thread each as daemons' generation threads
+would (each block as big as the model's ``low`` latency setting), for ``--seconds``, and counts per session the
+blocks that came back silent after the first sound (an underrun as a listener would hear it) and the late chunks.
 """
 
 from __future__ import annotations
@@ -111,6 +116,50 @@ def real_time(url: str, blocks: int, frames: int = 2) -> dict:
             "changes": len(changes), "client_rtts": client_rtts}
 
 
+def soak(url: str, sessions: int, seconds: float) -> list[dict]:
+    """``sessions`` RemoteGenerators at real time for ``seconds``: silent blocks after the first sound, late chunks."""
+    import threading
+
+    import generator
+
+    late = {}
+
+    class Late(logging.Handler):
+        def emit(self, record):
+            if "came late" in record.getMessage():
+                late[record.threadName] = late.get(record.threadName, 0) + 1
+
+    logging.getLogger("generator.backends.remote").addHandler(Late())
+    results = [{"blocks": 0, "silent": 0} for _ in range(sessions)]
+    gens = [generator.load(f"remote:{url}") for _ in range(sessions)]
+
+    def play(i: int) -> None:
+        gen, out = gens[i], results[i]
+        frames = gen.latency["low"].block_frames
+        gen.init_state(i)
+        controls = GenerationControls(prompts=(("warm pads", 1.0),), temperature=1.0)
+        sounding, t_next, end = False, time.perf_counter(), time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            audio, _ = gen.generate(None, controls, frames)
+            loud = bool(np.abs(audio).max() > 1e-4)
+            sounding |= loud
+            out["blocks"] += sounding
+            out["silent"] += sounding and not loud
+            t_next += frames / FRAME_RATE
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+        out["frames"] = frames
+
+    threads = [threading.Thread(target=play, args=(i,), name=f"soak-{i}") for i in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    for g in gens:
+        g.close()
+    results[0]["late_total"] = sum(late.values())
+    return results
+
+
 CHUNK_FRAMES = 5  # default --chunk-frames: the "safe" block (which warm-up compiles), well under the rate limit
 
 
@@ -183,6 +232,7 @@ def main() -> int:
     p.add_argument("--blocks", type=int, default=150)
     p.add_argument("--ray", action="store_true", help="through jamgen serve --ray --replicas 1 (Ray Serve)")
     p.add_argument("--throughput", action="store_true", help="streams per CPU core instead of latency")
+    p.add_argument("--soak", action="store_true", help="--sessions real-time streams for --seconds: underruns")
     p.add_argument("--sessions", type=int, default=4)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--chunk-frames", type=int, default=CHUNK_FRAMES,
@@ -194,7 +244,9 @@ def main() -> int:
         server = ServeProcess(Path(tmp) / "serve.log", *extra, "--max-sessions", str(max(16, a.sessions)),
                               model=a.model).start(timeout=300)
         try:
-            if a.throughput:
+            if a.soak:
+                sk = soak(server.url, a.sessions, a.seconds)
+            elif a.throughput:
                 tp = throughput(server, a.sessions, a.seconds, a.chunk_frames)
             else:
                 rtts, gens = round_trips(server.url, a.chunks)
@@ -202,6 +254,11 @@ def main() -> int:
         finally:
             server.stop(timeout=30)
     ms = 1000.0
+    if a.soak:
+        print(f"{a.model}{' on Ray Serve' if a.ray else ''}: {a.sessions} sessions at real time for {a.seconds:g} s "
+              f"({sk[0]['frames'] * 40} ms blocks): silent blocks after the first sound "
+              f"{[r['silent'] for r in sk]} of {[r['blocks'] for r in sk]}; late chunks {sk[0]['late_total']}")
+        return 0
     if a.throughput:
         print(f"{a.model}{' on Ray Serve' if a.ray else ''}: {tp['sessions']} sessions saturating the server for "
               f"{tp['wall']:.1f} s: {tp['audio']:.1f} s of audio for {tp['cpu']:.1f} CPU s = {tp['per_core']:.1f} "
