@@ -25,8 +25,9 @@ made per second of the server's CPU time (its process and children, from /proc) 
 one core carries, and audio seconds per wall second over sessions says whether every session kept real time.
 
 ``--soak`` plays ``--sessions`` remote generators at real time, one thread each as daemons' generation threads
-would (each block as big as the model's ``low`` latency setting), for ``--seconds``, and counts per session the
-blocks that came back silent after the first sound (an underrun as a listener would hear it) and the late chunks.
+would (blocks of the model's ``--latency`` setting, ``low`` by default), for ``--seconds``, and counts per
+session the blocks that came back silent after the first sound (an underrun as a listener would hear it) and
+the late chunks.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def real_time(url: str, blocks: int, frames: int = 2) -> dict:
             "changes": len(changes), "client_rtts": client_rtts}
 
 
-def soak(url: str, sessions: int, seconds: float) -> list[dict]:
+def soak(url: str, sessions: int, seconds: float, latency: str = "low") -> list[dict]:
     """``sessions`` RemoteGenerators at real time for ``seconds``: silent blocks after the first sound, late chunks."""
     import threading
 
@@ -135,7 +136,7 @@ def soak(url: str, sessions: int, seconds: float) -> list[dict]:
 
     def play(i: int) -> None:
         gen, out = gens[i], results[i]
-        frames = gen.latency["low"].block_frames
+        frames = gen.latency[latency].block_frames
         gen.init_state(i)
         controls = GenerationControls(prompts=(("warm pads", 1.0),), temperature=1.0)
         sounding, t_next, end = False, time.perf_counter(), time.perf_counter() + seconds
@@ -233,6 +234,7 @@ def main() -> int:
     p.add_argument("--ray", action="store_true", help="through jamgen serve --ray --replicas 1 (Ray Serve)")
     p.add_argument("--throughput", action="store_true", help="streams per CPU core instead of latency")
     p.add_argument("--soak", action="store_true", help="--sessions real-time streams for --seconds: underruns")
+    p.add_argument("--latency", choices=("low", "safe"), default="low", help="--soak's block size (the model's)")
     p.add_argument("--sessions", type=int, default=4)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--chunk-frames", type=int, default=CHUNK_FRAMES,
@@ -245,7 +247,7 @@ def main() -> int:
                               model=a.model).start(timeout=300)
         try:
             if a.soak:
-                sk = soak(server.url, a.sessions, a.seconds)
+                sk = soak(server.url, a.sessions, a.seconds, a.latency)
             elif a.throughput:
                 tp = throughput(server, a.sessions, a.seconds, a.chunk_frames)
             else:
