@@ -113,7 +113,7 @@ def section_adherence(gen, judge, seconds, guidances, seeds=1):
     n = len(PROMPTS)
     rows = []
     for g in guidances:
-        top1, top3, pair_ok, spread = [], [], [], []
+        top1, top3, pair_ok, spread, clips = [], [], [], [], []
         for seed in range(seeds):
             embs = np.stack([judge.audio(render(gen, p, seconds, guidance=g, seed=i + 1000 * seed))
                              for i, p in enumerate(PROMPTS)])
@@ -121,13 +121,15 @@ def section_adherence(gen, judge, seconds, guidances, seeds=1):
             rank = (sims > sims[np.arange(n), np.arange(n)][:, None]).sum(1)
             top1 += list(rank == 0)
             top3 += list(rank < 3)
+            clips += [{"prompt": PROMPTS[i], "seed": i + 1000 * seed, "rank": int(rank[i]),
+                       "heard_as": PROMPTS[int(np.argmax(sims[i]))]} for i in range(n)]
             for k in range(len(PAIRS)):
                 a, b = 2 * k, 2 * k + 1
                 pair_ok += [sims[a, a] > sims[a, b], sims[b, b] > sims[b, a]]
                 spread.append(1 - embs[a] @ embs[b])
         rows.append({"guidance": g, "top1": float(np.mean(top1)), "top3": float(np.mean(top3)),
                      "pair_accuracy": float(np.mean(pair_ok)), "pair_audio_distance": float(np.mean(spread)),
-                     "clips": len(top1)})
+                     "clips": len(top1), "per_clip": clips})
         print(f"  guidance {g}: top-1 {rows[-1]['top1']:.2f} top-3 {rows[-1]['top3']:.2f} "
               f"pairs {rows[-1]['pair_accuracy']:.2f} (pair audio 1-cos {rows[-1]['pair_audio_distance']:.3f}, "
               f"{len(top1)} clips)", flush=True)

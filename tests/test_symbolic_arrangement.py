@@ -105,3 +105,30 @@ def test_shipped_model_lullaby_has_no_drums_and_jazz_has_them():
         played = channels(lullaby, seed)
         assert played and played <= allowed and tok.DRUM_CHANNEL not in played
     assert tok.DRUM_CHANNEL in channels("fast swing jazz with brushed drums and walking bass", 0)
+
+
+class _Works:
+    """Two tokenised works with their metas, shaped like a TokenSet (len, work(i), metas)."""
+
+    def __init__(self, seqs, metas):
+        self.seqs, self.metas = seqs, metas
+
+    def __len__(self):
+        return len(self.seqs)
+
+    def work(self, i):
+        return self.seqs[i]
+
+
+def test_genre_texts_label_a_style_word_with_its_whole_band():
+    from generator.train.heads.arrangement import GENRE_FORMS, genre_texts
+
+    band = np.array([tok.BOS, tok.PART0 + PIANO, tok.VEL0 + 8, tok.ON0 + 60, tok.PART0 + BASS, tok.ON0 + 40,
+                     tok.PART0 + DRUMS, tok.ON0 + 36])
+    works = _Works([band, band[:4]], [{"genre": "reggae", "tempo_word": "moderate", "instruments": ["organ", "bass"]},
+                                      {}])  # the second names no genre: no rows
+    texts, labels = genre_texts(works)
+    assert len(texts) == len(GENRE_FORMS) == len(labels)
+    assert texts[0] == "reggae" and texts[1] == "moderate reggae"
+    assert texts[2] in ("reggae with organ", "reggae with bass")
+    assert (labels == parts_present(band)).all()  # the whole band, whatever the text names

@@ -3,10 +3,13 @@
 Why here: the head (:class:`generator.symbolic.arrangement.Arrangement`) runs at generation time; its labels
 (which families a tokenised work plays, :func:`parts_present`), the logistic-regression fit, its evaluation
 and the refit command are training code. The fit uses every (caption or paraphrase, work) pair of
-``runs/symbolic/train.npz`` plus "solo ..." rewordings of the works that play one family (:func:`solo_texts`).
+``runs/symbolic/train.npz`` plus "solo ..." rewordings of the works that play one family (:func:`solo_texts`) and
+genre-led rewordings of every work whose meta names its genre (:func:`genre_texts`).
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -67,6 +70,35 @@ def solo_texts(data, present=parts_present) -> tuple[list[str], np.ndarray]:
             continue
         for form, c in zip(SOLO_FORMS, data.caption_ids[i, :2]):
             texts.append(form.format(data.texts[c]))
+            labels.append(lab)
+    return texts, np.asarray(labels, np.float32).reshape(-1, tok.N_PARTS)
+
+
+GENRE_FORMS = ("{genre}", "{tempo} {genre}", "{genre} with {instrument}")
+
+
+def genre_texts(data, present=parts_present, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Extra (text, labels) rows that teach what a genre word alone implies. A musician types "reggae" or
+    "reggae with offbeat guitar chords" and expects reggae's band; the training captions list every part and
+    say "with drums", so the genre word carried no weight of its own: "reggae with offbeat guitar chords"
+    allowed the guitar alone and "heavy metal" the drums alone. Every work whose meta names its genre gets
+    the genre alone, with its tempo word, and with one of its instruments (drawn with ``seed``), each labelled
+    with everything the work plays; a genre rendered with and without drums is thus learnt as a probability."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(len(data)):
+        meta = data.metas[i] if i < len(data.metas) else {}
+        genre = meta.get("genre")
+        if not genre:
+            continue
+        lab = present(data.work(i))
+        instruments = list(meta.get("instruments") or [])
+        for form in GENRE_FORMS:
+            if "{instrument}" in form and not instruments:
+                continue
+            texts.append(form.format(genre=genre, tempo=meta.get("tempo_word", ""),
+                                     instrument=instruments[int(rng.integers(len(instruments)))] if instruments else "")
+                         .strip())
             labels.append(lab)
     return texts, np.asarray(labels, np.float32).reshape(-1, tok.N_PARTS)
 
@@ -135,6 +167,8 @@ def main(argv=None) -> int:
         p.add_argument("--floor", type=float, default=0.35)
         p.add_argument("--strength", type=float, default=2.0)
         p.add_argument("--family", choices=sorted(PRESENT), default="symbolic", help="the token sets' family")
+        p.add_argument("--genre-rows", action=argparse.BooleanOptionalAction, default=True,
+                       help="also fit genre-led rewordings of the training works (genre_texts)")
 
     def fit_head(args, train, held, train_vectors, held_vectors):
         present = PRESENT[args.family]
@@ -142,10 +176,17 @@ def main(argv=None) -> int:
         solo, ys = solo_texts(train, present)
         if solo:
             xt, yt = np.concatenate([xt, embed(solo)]), np.concatenate([yt, ys])
+        genre, yg = genre_texts(train, present) if args.genre_rows else ([], None)
+        if genre:
+            xt, yt = np.concatenate([xt, embed(genre)]), np.concatenate([yt, yg])
         xh, yh = pairs(held, held_vectors, present)
+        held_genre, yhg = genre_texts(held, present, seed=1)
         head = Arrangement(*fit(xt, yt, l2=args.l2), args.floor, args.strength)
-        return head, {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh), "solo_rows": len(solo),
-                      "l2": args.l2}
+        numbers = {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh), "solo_rows": len(solo),
+                   "genre_rows": len(genre), "l2": args.l2}
+        if held_genre:  # held-out works' genre-led prompts: what a user who names a style, not a band, gets
+            numbers["heldout_genre_led"] = evaluate(head, embed(held_genre), yhg)
+        return head, numbers
 
     return refit(argv, head_module.__doc__, options, fit_head, prog="python -m generator.train heads arrangement")
 
