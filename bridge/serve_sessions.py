@@ -41,6 +41,7 @@ import numpy as np
 
 import bridge.checks  # noqa: F401  (installs the harmony check used when controls arrive)
 import generator as generators
+from bridge import gc_guard
 from bridge.controls import GENERATION_CONTROLS, NUM_PROMPTS, REGISTRY, ControlError
 from generator.core.contract import (CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Generator,
                                      check_audio)
@@ -299,6 +300,7 @@ def load_models(options: ServeOptions) -> dict[str, _Model]:
         t0 = time.monotonic()
         models[name] = _Model(name)
         log.info("model %s ready in %.1f s", name, time.monotonic() - t0)
+    gc_guard.freeze_start_up()  # sessions stream in real time: no 100 ms collector pauses (bridge.gc_guard)
     return models
 
 

@@ -104,3 +104,19 @@ def test_shipped_groove_lullaby_has_no_drums_and_swing_jazz_has_them(gen):
         assert played and gm.DRUM_CHANNEL not in played
     jazz = channels("fast swing jazz with brushed drums and walking bass", 0)
     assert gm.DRUM_CHANNEL in jazz and gm.part_channel(4) in jazz  # drums and bass
+
+
+def test_shipped_groove_head_hears_a_style_word_as_its_band(gen):
+    """A genre named alone brings its band (the head's genre-led rows, generator.train.heads.arrangement), while
+    solo and drumless prompts stay as they are."""
+    guitar, bass, drums = 3, 4, G.DRUM_PART
+
+    def allowed(prompt):
+        return gen.arrangement.allowed(gen.bank.blend(((prompt, 1.0),)))
+
+    metal = allowed("heavy metal")
+    assert metal[guitar] and metal[bass] and metal[drums]
+    reggae = allowed("reggae with offbeat guitar chords")
+    assert reggae[guitar] and reggae[bass] and reggae[drums]
+    for prompt in ("gentle solo piano lullaby", "quiet flute melody without drums"):
+        assert not allowed(prompt)[drums], prompt

@@ -128,7 +128,5 @@ def test_genre_texts_label_a_style_word_with_its_whole_band():
     works = _Works([band, band[:4]], [{"genre": "reggae", "tempo_word": "moderate", "instruments": ["organ", "bass"]},
                                       {}])  # the second names no genre: no rows
     texts, labels = genre_texts(works)
-    assert len(texts) == len(GENRE_FORMS) == len(labels)
-    assert texts[0] == "reggae" and texts[1] == "moderate reggae"
-    assert texts[2] in ("reggae with organ", "reggae with bass")
+    assert len(texts) == len(GENRE_FORMS) == len(labels) and texts[0] == "reggae"
     assert (labels == parts_present(band)).all()  # the whole band, whatever the text names

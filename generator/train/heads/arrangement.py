@@ -74,31 +74,26 @@ def solo_texts(data, present=parts_present) -> tuple[list[str], np.ndarray]:
     return texts, np.asarray(labels, np.float32).reshape(-1, tok.N_PARTS)
 
 
-GENRE_FORMS = ("{genre}", "{tempo} {genre}", "{genre} with {instrument}")
+GENRE_FORMS = ("{genre}",)
 
 
-def genre_texts(data, present=parts_present, seed: int = 0) -> tuple[list[str], np.ndarray]:
-    """Extra (text, labels) rows that teach what a genre word alone implies. A musician types "reggae" or
-    "reggae with offbeat guitar chords" and expects reggae's band; the training captions list every part and
-    say "with drums", so the genre word carried no weight of its own: "reggae with offbeat guitar chords"
-    allowed the guitar alone and "heavy metal" the drums alone. Every work whose meta names its genre gets
-    the genre alone, with its tempo word, and with one of its instruments (drawn with ``seed``), each labelled
-    with everything the work plays; a genre rendered with and without drums is thus learnt as a probability."""
-    rng = np.random.default_rng(seed)
+def genre_texts(data, present=parts_present) -> tuple[list[str], np.ndarray]:
+    """Extra (text, labels) rows that teach what a genre word alone implies. A musician types "heavy metal" or
+    "reggae with offbeat guitar chords" and expects that style's band; the training captions list every part
+    and say "with drums", so the genre word carried no weight of its own: the head allowed "heavy metal" the
+    drums alone and "reggae with offbeat guitar chords" the guitar alone. Every work whose meta names its genre
+    gets the genre alone (:data:`GENRE_FORMS`) labelled with everything it plays, so a genre rendered with and
+    without drums is learnt as a probability. Measured and left out: the genre with its tempo word, or with one
+    of its instruments, tied tempo and instrument words to whole bands ("slow sad cello" then allowed drums at
+    p 0.61) for no gain on the style judge."""
     texts, labels = [], []
     for i in range(len(data)):
         meta = data.metas[i] if i < len(data.metas) else {}
-        genre = meta.get("genre")
-        if not genre:
+        if not meta.get("genre"):
             continue
         lab = present(data.work(i))
-        instruments = list(meta.get("instruments") or [])
         for form in GENRE_FORMS:
-            if "{instrument}" in form and not instruments:
-                continue
-            texts.append(form.format(genre=genre, tempo=meta.get("tempo_word", ""),
-                                     instrument=instruments[int(rng.integers(len(instruments)))] if instruments else "")
-                         .strip())
+            texts.append(form.format(genre=meta["genre"]))
             labels.append(lab)
     return texts, np.asarray(labels, np.float32).reshape(-1, tok.N_PARTS)
 
@@ -180,7 +175,7 @@ def main(argv=None) -> int:
         if genre:
             xt, yt = np.concatenate([xt, embed(genre)]), np.concatenate([yt, yg])
         xh, yh = pairs(held, held_vectors, present)
-        held_genre, yhg = genre_texts(held, present, seed=1)
+        held_genre, yhg = genre_texts(held, present)
         head = Arrangement(*fit(xt, yt, l2=args.l2), args.floor, args.strength)
         numbers = {"train": evaluate(head, xt, yt), "heldout": evaluate(head, xh, yh), "solo_rows": len(solo),
                    "genre_rows": len(genre), "l2": args.l2}
