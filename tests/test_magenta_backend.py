@@ -158,6 +158,23 @@ def test_notes_become_the_piano_roll(gen, mrt):
         gen.set_note_options(onset_mode="auto", drumless=False, cfg_notes=1.0)
 
 
+def test_the_chord_held_on_midi_in_is_the_piano_roll(gen):
+    """``harmony`` (what a mapping's notes source plays from jamgen:midi_in) is held notes: new ones are onsets."""
+    try:
+        gen.set_note_options(onset_mode="explicit")
+        first, rest = gen.frame_conditioning(GenerationControls(harmony="60 64 67"))
+        a, b = _split(gen, first)["pianoroll_with_onsets_tokens"], _split(gen, rest)["pianoroll_with_onsets_tokens"]
+        assert [a[p] for p in (60, 64, 67)] == [2, 2, 2] and [b[p] for p in (60, 64, 67)] == [1, 1, 1]
+        first, _ = gen.frame_conditioning(GenerationControls(harmony="60 64 69"))  # only the new note strikes
+        roll = _split(gen, first)["pianoroll_with_onsets_tokens"]
+        assert (roll[60], roll[64], roll[69], roll[67]) == (1, 1, 2, -1)
+        first, _ = gen.frame_conditioning(GenerationControls())  # released
+        assert _split(gen, first)["pianoroll_with_onsets_tokens"] == [-1] * 128
+    finally:
+        gen.all_notes_off()
+        gen.set_note_options(onset_mode="auto")
+
+
 def _play(gen, seed, controls, frames=(2,)):
     state = gen.init_state(seed)
     chunks = []

@@ -22,9 +22,11 @@ Control mapping (one :class:`GenerationControls` per ``generate`` call):
 - ``temperature``, ``top_k`` -> the sampler's traced constants (no recompilation);
 - ``seed`` -> the sampling RNG of a fresh state (:meth:`MagentaRT2Generator.init_state`).
 
-MIDI notes (optional, not part of the Generator protocol): :meth:`note_on`, :meth:`note_off`,
+MIDI notes: the ``harmony`` control (the chord a mapping file's ``notes`` source plays from
+``jamgen:midi_in``, or text from OSC/Pd) is held in MRT2's 128-pitch piano roll, each note new to it an
+onset; and (optional, not part of the Generator protocol) :meth:`note_on`, :meth:`note_off`,
 :meth:`all_notes_off` and :meth:`set_note_options` may be called from any thread; the notes held
-become MRT2's 128-pitch piano-roll conditioning from the next frame generated.
+become the piano-roll conditioning from the next frame generated.
 
 Importing this module sets ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless the user set it, so the
 daemon does not grab 75 % of the GPU at start-up. It only takes effect if no JAX backend was
@@ -189,6 +191,7 @@ class MRT2Conditioning(Generator):
         self._notes_lock = threading.Lock()
         self._held: set[int] = set()
         self._fresh: set[int] = set()  # note-ons not yet seen by a generated frame
+        self._chord: set[int] = set()  # controls.harmony_notes at the last call
         self._note_opts = {"unmask_width": 0, "onset_mode": "auto", "drumless": False,
                            "cfg_notes": 1.0, "cfg_drums": 1.0}
 
@@ -231,6 +234,13 @@ class MRT2Conditioning(Generator):
         with self._notes_lock:
             held, fresh, opts = set(self._held), self._fresh, dict(self._note_opts)
             self._fresh = set()
+            # The chord the player holds (``harmony``: a mapping file's ``notes`` source, OSC, Pd) is held notes
+            # too, so a keyboard on jamgen:midi_in steers MRT2 through the same path as the note models; a note
+            # new to it since the last call is an onset.
+            chord = set(controls.harmony_notes)
+            fresh = fresh | (chord - self._chord)
+            held |= chord
+            self._chord = chord
         scales = {"musiccoca": controls.guidance, "notes": opts["cfg_notes"], "drums": opts["cfg_drums"]}
         tokens: dict[str, list[int]] = {}
         style = self.style_tokens(controls.prompts)
@@ -262,6 +272,7 @@ class MRT2Conditioning(Generator):
         with self._notes_lock:
             self._held.clear()
             self._fresh.clear()
+            self._chord = set()
 
     def set_note_options(self, *, unmask_width: int | None = None, onset_mode: str | None = None,
                          drumless: bool | None = None, cfg_notes: float | None = None,
