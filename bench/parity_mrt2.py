@@ -26,16 +26,9 @@ import numpy as np
 
 
 def conditioning(frames: int, seed: int) -> np.ndarray:
-    """[frames, 144] conditioning ids (values + 7): two prompts, random piano roll and drums, CFG tokens."""
-    rng = np.random.default_rng(seed)
-    cond = np.full((frames, 144), 6, np.int32)
-    style = rng.integers(0, 1024, (2, 12)) + 7
-    cond[:, :12] = np.where(np.arange(frames)[:, None] < frames // 2, style[0], style[1])
-    cond[:, 12:140] = rng.integers(-1, 4, (frames, 128)) + 7
-    cond[:, 140] = rng.integers(-1, 2, frames) + 7
-    cond[:, 141:143] = [20 + 7, 10 + 7]
-    cond[:, 143] = 2 + 7
-    return cond
+    from generator.mrt2.parity import random_conditioning
+
+    return random_conditioning(frames, seed)
 
 
 def bf16_drift(preset: str, path, cond: np.ndarray, seed: int) -> tuple[float, float, int]:

@@ -32,16 +32,10 @@ def checkpoint(parity, tmp_path_factory):
 
 
 def _conditioning(frames: int, seed: int = 3) -> np.ndarray:
-    """Conditioning ids (package values + 7) with a prompt change and piano-roll changes mid-run."""
-    rng = np.random.default_rng(seed)
-    cond = np.full((frames, 144), 6, np.int32)
-    style = rng.integers(0, 1024, (2, 12)) + 7
-    cond[:, :12] = np.where(np.arange(frames)[:, None] < frames // 2, style[0], style[1])
-    cond[:, 12:140] = rng.integers(-1, 4, (frames, 128)) + 7
-    cond[:, 140] = rng.integers(-1, 2, frames) + 7
-    cond[:, 141:143] = [20 + 7, 10 + 7]
-    cond[:, 143] = 2 + 7
-    return cond
+    """Conditioning ids with a prompt change and piano-roll changes mid-run."""
+    from generator.mrt2.parity import random_conditioning  # needs magenta-rt: imported where it is used
+
+    return random_conditioning(frames, seed)
 
 
 def test_logits_and_tokens_match_the_package(parity, checkpoint):

@@ -27,6 +27,20 @@ from generator.backends import magenta_rt2 as adapter
 SHAPE_OF = {"test": "test", "small": "mrt2_small", "base": "mrt2_base"}
 
 
+
+def random_conditioning(frames: int, seed: int) -> np.ndarray:
+    """[frames, 144] conditioning ids (package values + 7) that exercise every channel: two prompts (a change
+    half-way), a random piano roll and drum roll, the CFG tokens."""
+    rng = np.random.default_rng(seed)
+    cond = np.full((frames, 144), 6, np.int32)
+    style = rng.integers(0, 1024, (2, 12)) + 7
+    cond[:, :12] = np.where(np.arange(frames)[:, None] < frames // 2, style[0], style[1])
+    cond[:, 12:140] = rng.integers(-1, 4, (frames, 128)) + 7
+    cond[:, 140] = rng.integers(-1, 2, frames) + 7
+    cond[:, 141:143] = [20 + 7, 10 + 7]
+    cond[:, 143] = 2 + 7
+    return cond
+
 def package_model(preset: str, dtype=jnp.float32):
     """The package's architecture object for a native preset, computing in ``dtype``."""
     base = adapter.SHAPES[SHAPE_OF[preset]]
