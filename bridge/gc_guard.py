@@ -2,8 +2,8 @@
 
 Why: once a model is loaded the daemon holds ~190,000 objects that live as long as the process (modules, the
 model's Flax/JAX trees, compiled functions, the text tower). CPython's full (generation-2) collection walks every
-one of them: 115-120 ms with the groove model loaded, on this 2-core VM (measured, /tmp probe in the issue-16
-notes of docs/benchmarks.md). It starts unannounced in whichever thread allocates when the counters cross,
+one of them: 115-120 ms with the groove model loaded, on this 2-core VM (``bench/gc_pause.py``; docs/benchmarks.md,
+"Latency"). It starts unannounced in whichever thread allocates when the counters cross,
 usually the generation thread, and holds the GIL throughout, so the JACK process callback (Python) and the
 generation thread stop together: a single slow block, exactly what the near misses of the loaded 1-hour soak
 were (single blocks of 50-73 ms, a few an hour), each of which grew the pre-buffer for minutes.

@@ -88,7 +88,7 @@ def genre_texts(data, present=parts_present) -> tuple[list[str], np.ndarray]:
     p 0.61) for no gain on the style judge."""
     texts, labels = [], []
     for i in range(len(data)):
-        meta = data.metas[i] if i < len(data.metas) else {}
+        meta = data.metas[i]  # a TokenSet holds one (maybe empty) meta per work
         if not meta.get("genre"):
             continue
         lab = present(data.work(i))
