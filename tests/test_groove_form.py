@@ -58,7 +58,7 @@ def test_with_repeat_one_the_stream_plays_its_bars_again():
     gen = generator.load("groove-tiny")
     state = gen.init_state(0)
     controls = GenerationControls(prompts=(("funk band", 1.0),), bpm=120.0, repeat=1.0)
-    for _ in range(60):
+    for _ in range(80):  # 16 s: 8 bars at 120 BPM
         _, state = gen.generate(state, controls, 5)
     gen.drain_midi()
     assert state.form.repeats >= 5 and state.decoder.invalid == 0

@@ -129,7 +129,7 @@ class EventTransformer(nnx.Module):
 
     # ---- streaming -----------------------------------------------------------------------
     def init_cache(self, batch: int = 2):
-        shape = (batch, self.cfg.window, self.cfg.heads, self.head_dim)
+        shape = (batch, self.cfg.heads, self.cfg.window, self.head_dim)  # heads-major: see Attention.step
         kv = tuple((jnp.zeros(shape), jnp.zeros(shape)) for _ in self.blocks)
         return {"kv": kv, "filled": jnp.zeros((self.cfg.window,), bool), "pos": jnp.int32(0)}
 

@@ -76,10 +76,22 @@ class Attention(nnx.Module):
         q, k, v = self._split(x[:, None])
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)
-        ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k, slot, axis=1)
-        cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v, slot, axis=1)
-        out = self._attend(q, ck, cv, valid[None, :])
-        return out[:, 0], (ck, cv)
+        ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k.transpose(0, 2, 1, 3), slot, axis=2)
+        cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v.transpose(0, 2, 1, 3), slot, axis=2)
+        out = self._attend_cache(q[:, 0], ck, cv, valid)
+        return out, (ck, cv)
+
+    def _attend_cache(self, q, k, v, valid):
+        """One query q [B,H,D] over a heads-major cache k/v [B,H,W,D], ``valid`` [W] (True = visible)."""
+        scale = self.head_dim ** -0.5
+        logits = jnp.where(valid, jnp.einsum("bhd,bhsd->bhs", q, k) * scale, NEG)
+        if not self.sink:
+            out = jnp.einsum("bhs,bhsd->bhd", jax.nn.softmax(logits, axis=-1), v)
+        else:
+            sink = jnp.einsum("bhd,hd->bh", q, self.sink_k[...]) * scale
+            p = jax.nn.softmax(jnp.concatenate([sink[..., None], logits], axis=-1), axis=-1)
+            out = jnp.einsum("bhs,bhsd->bhd", p[..., 1:], v) + p[..., 0, None] * self.sink_v[...]
+        return self.out(out.reshape(out.shape[0], -1))
 
 
 class Block(nnx.Module):
@@ -127,7 +139,7 @@ class Stack(nnx.Module):
         return self.norm(x), tuple(new)
 
     def empty_cache(self, batch: int, slots: int):
-        shape = (batch, slots, self.heads, self.head_dim)
+        shape = (batch, self.heads, slots, self.head_dim)  # heads-major: see Attention.step
         return tuple((jnp.zeros(shape), jnp.zeros(shape)) for _ in self.blocks)
 
 

@@ -15,6 +15,7 @@ systemd unit rely on this default rather than naming a path of their own.
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 
@@ -42,3 +43,24 @@ def enable_compile_cache() -> None:
     jax.config.update("jax_compilation_cache_dir", compile_cache_dir())
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@functools.cache
+def event_sampler_options() -> dict:
+    """XLA options for the event models' token samplers (``groove``, ``symbolic``): matrix products by XLA's own
+    (Eigen) kernels instead of jaxlib 0.10's YNNPACK fusions.
+
+    Why: a sampler step is a batch-2 matrix-vector product per layer (the CFG rows), where a YNNPACK fusion costs
+    about twice Eigen's (~85 vs ~40 us for 192 x 768 on this 2-core EPYC, ``jax.profiler``); one 16-token chunk of
+    the shipped groove model is 10-20 % faster without them, measured in one process with both compiled
+    (``bench/sampler_speed.py``). The audio family's larger products are not (``tiny`` 5-15 % slower), so this is
+    per function, not a global flag. Empty when this jaxlib does not know the option (a newer one may drop it).
+    """
+    import jax
+
+    options = {"xla_cpu_experimental_ynn_fusion_type": ""}
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(1.0).compile()
+    except Exception:  # noqa: BLE001 - an unknown option: compile with the defaults
+        return {}
+    return options

@@ -110,8 +110,11 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
     if forced is None:
         forced = jnp.zeros((length,), jnp.int32)
 
+    key, sub = jax.random.split(state["key"])
+    noise = jax.random.gumbel(sub, (length, model.cfg.vocab))  # one draw per chunk (see sampling.sample_with_noise)
+
     def body(s, xs):
-        i, forced_token = xs
+        i, forced_token, gumbel = xs
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
         if part_bias is not None:
             logits = logits + part_bias
@@ -120,11 +123,11 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
         logp = jax.nn.log_softmax(logits, axis=-1)
         allowed = grammar_allowed(s["gram"]) & floor_allowed(s["gram"], s["floor"])
         mixed = guided_logits(logp, allowed, guidance)
-        key, sub = jax.random.split(s["key"])
         free = i >= n_forced
-        t = jnp.where(free, sampling.sample(sub, mixed, temperature, top_k), forced_token).astype(jnp.int32)
+        t = jnp.where(free, sampling.sample_with_noise(gumbel, mixed, temperature, top_k), forced_token)
+        t = t.astype(jnp.int32)
         floor = jnp.where(free & (_KIND[t] == G.K_BAR), -1, s["floor"])
-        return {"cache": cache, "token": t, "key": key, "gram": grammar_advance(s["gram"], t), "floor": floor}, t
+        return dict(s, cache=cache, token=t, gram=grammar_advance(s["gram"], t), floor=floor), t
 
-    state, toks = jax.lax.scan(body, state, (jnp.arange(length), forced))
-    return toks, state
+    state, toks = jax.lax.scan(body, state, (jnp.arange(length), forced, noise))
+    return toks, dict(state, key=key)

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from generator.core import gm
+from generator.core import gm, runtime
 from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Latency
 from generator.core.note_generator import NoteGenerator, resolve
 from generator.groove import checkpoint as ckpt
@@ -140,7 +140,7 @@ class GrooveSystem(NoteGenerator):
         self.max_tokens_per_s = float(max_tokens_per_s)
         self._graph, self._params = nnx.split(self.model)
         # No donation: a rewind restarts from an older sampler state, so every state must stay valid.
-        self._sample = jax.jit(self._sample_fn)
+        self._sample = jax.jit(self._sample_fn, compiler_options=runtime.event_sampler_options())
         super().__init__(soundfont, gain)
         self._live: GrooveState | None = None
         self.last_block: dict = {}

@@ -79,7 +79,10 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
     # plausible (p >= alpha * p_max) survive; alpha grows from 0 at w = 1 to PLAUSIBILITY at |w-1| >= 1
     log_alpha = jnp.log(jnp.maximum(PLAUSIBILITY * jnp.minimum(1.0, jnp.abs(guidance - 1.0)), 1e-30))
 
-    def body(s, _):
+    key, sub = jax.random.split(state["key"])
+    noise = jax.random.gumbel(sub, (length, model.cfg.vocab))  # one draw per chunk (see sampling.sample_with_noise)
+
+    def body(s, gumbel):
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
         if part_bias is not None:
             logits = logits + part_bias
@@ -91,10 +94,9 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
         valid = grammar_mask(logp[0], s["struck"])  # the floor is relative to the best valid token,
         mixed = jnp.where(valid >= valid.max() + log_alpha, mixed, NEG)  # so one always survives
         mixed = grammar_mask(mixed, s["struck"])
-        key, sub = jax.random.split(s["key"])
-        t = sampling.sample(sub, mixed, temperature, top_k)
+        t = sampling.sample_with_noise(gumbel, mixed, temperature, top_k)
         part = jnp.where((t >= tok.PART0) & (t < tok.VEL0), t - tok.PART0, s["part"]).astype(jnp.int32)
-        return {"cache": cache, "token": t, "key": key, "struck": update_struck(s["struck"], t), "part": part}, t
+        return dict(s, cache=cache, token=t, struck=update_struck(s["struck"], t), part=part), t
 
-    state, toks = jax.lax.scan(body, state, None, length=length)
-    return toks, state
+    state, toks = jax.lax.scan(body, state, noise)
+    return toks, dict(state, key=key)

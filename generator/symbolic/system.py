@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from generator.core import runtime
 from generator.core.contract import CHANNELS, FRAME_SAMPLES, SAMPLE_RATE, GenerationControls, Latency
 from generator.core.checkpoint import SHIPPED as CHECKPOINTS  # noqa: F401  (re-exported)
 from generator.core.note_generator import NoteGenerator, resolve
@@ -112,7 +113,7 @@ class SymbolicSystem(NoteGenerator):
         self.max_note = int(max_note_s * SAMPLE_RATE)
         self.max_tokens_per_s = max_tokens_per_s
         self._graph, self._params = nnx.split(self.model)
-        self._sample = jax.jit(self._sample_fn, donate_argnums=(1,))
+        self._sample = jax.jit(self._sample_fn, donate_argnums=(1,), compiler_options=runtime.event_sampler_options())
         super().__init__(soundfont, gain)
         self._live: SymbolicState | None = None
         self._heads_key: tuple | None = None  # the prompt (and heads) that _heads_value was made for
