@@ -39,7 +39,8 @@ def sampler_args(system, controls):
     state = system.init_state(0)
     vec = system.bank.blend(controls.prompts)
     style = jnp.asarray(np.zeros((system.config.style_dim,), np.float32) if vec is None else vec)
-    common = (system._params, state.model, style, jnp.bool_(vec is not None), jnp.float32(controls.guidance),
+    params = system._leaves if hasattr(system, "_leaves") else system._params
+    common = (params, state.model, style, jnp.bool_(vec is not None), jnp.float32(controls.guidance),
               jnp.float32(controls.temperature), jnp.int32(controls.top_k))
     if hasattr(system, "biases"):  # groove: (part bias, pitch bias), forced tokens, how many
         return common + (system.biases(vec, (), None), jnp.zeros(system.chunk, jnp.int32), jnp.int32(0))
@@ -93,7 +94,7 @@ def main() -> None:
     args = sampler_args(system, controls)
     variants = {"shipped": system._sample, "xla-defaults": jax.jit(system._sample_fn)}
     for fn in variants.values():
-        jax.block_until_ready(fn(*args)[0])  # compile
+        time_chunks(fn, args, 1)  # compile
     per = {k: [] for k in variants}
     for _ in tqdm(range(a.rounds), desc="rounds", leave=False):
         for k, fn in variants.items():

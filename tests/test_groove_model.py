@@ -47,3 +47,43 @@ def test_same_seed_same_tokens():
     b = _run(model, params, fn, 7, 6)
     c = _run(model, params, fn, 8, 6)
     assert (a == b).all() and not (a == c).all()
+
+
+def test_feeding_known_tokens_in_one_pass_equals_stepping_them():
+    """A rewind's replay and a repeated bar are fed by one prefill pass; the sampler must end exactly where
+    stepping them one by one ends (cache slots, positions, grammar), also across the ring buffer's wrap."""
+    cfg = M.PRESETS["groove-tiny"]  # window 64
+    model = M.GrooveTransformer(cfg, rngs=nnx.Rngs(3))
+    graph, params = nnx.split(model)
+    sample = jax.jit(lambda p, s, st: M.sample_chunk(nnx.merge(graph, p), s, st, jnp.bool_(True), jnp.float32(2.0),
+                                                     jnp.float32(1.0), jnp.int32(50), 16))
+    feed = jax.jit(lambda p, s, st, t, n: M.feed_tokens(nnx.merge(graph, p), s, st, jnp.bool_(True), t, n))
+    style = jnp.asarray(np.random.default_rng(1).normal(size=384), jnp.float32)
+    state = M.init_sampler(model, jax.random.key(0))
+    for _ in range(3):
+        _, state = sample(params, state, style)
+    _, state = jax.jit(lambda p, s, st: M.sample_chunk(nnx.merge(graph, p), s, st, jnp.bool_(True), jnp.float32(2.0),
+                                                       jnp.float32(1.0), jnp.int32(50), 8))(params, state, style)
+    assert int(state["cache"]["pos"]) == 56  # the next 16 tokens wrap the 64-slot ring and overwrite filled slots
+    snapshot = state
+    for n in (0, 1, 9, 16):
+        known, stepped = sample(params, snapshot, style)  # the tokens stepping chose, and the state after them
+        if n < 16:  # stepping the first n only: sample them, then compare to a state that stopped there
+            stepped = snapshot
+            step_n = jax.jit(lambda p, s, st, n=n: M.sample_chunk(nnx.merge(graph, p), s, st, jnp.bool_(True),
+                                                                  jnp.float32(2.0), jnp.float32(1.0), jnp.int32(50), n))
+            if n:
+                known_n, stepped = step_n(params, snapshot, style)
+                known = jnp.concatenate([known_n, jnp.zeros(16 - n, jnp.int32)])
+        fed = feed(params, snapshot, style, jnp.asarray(known, jnp.int32), jnp.int32(n))
+        assert int(fed["cache"]["pos"]) == int(stepped["cache"]["pos"])
+        assert (np.asarray(fed["cache"]["filled"]) == np.asarray(stepped["cache"]["filled"])).all()
+        for (fk, fv), (sk, sv) in zip(fed["cache"]["kv"], stepped["cache"]["kv"]):
+            np.testing.assert_allclose(np.asarray(fk), np.asarray(sk), atol=2e-5)
+            np.testing.assert_allclose(np.asarray(fv), np.asarray(sv), atol=2e-5)
+        assert int(fed["token"]) == int(stepped["token"])
+        assert (np.asarray(fed["gram"]) == np.asarray(stepped["gram"])).all()
+        # and what comes next is the same: the next chunk from both states (same key) samples the same tokens
+        a, _ = sample(params, dict(fed, key=snapshot["key"]), style)
+        b, _ = sample(params, dict(stepped, key=snapshot["key"]), style)
+        assert (np.asarray(a) == np.asarray(b)).all()

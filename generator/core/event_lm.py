@@ -147,6 +147,32 @@ class EventTransformer(nnx.Module):
         logits = self.head(self.norm(x))
         return logits, {"kv": tuple(kv), "filled": filled, "pos": (pos + 1) % ROPE_PERIOD}
 
+    def prefill(self, cache, tokens, n, cond):
+        """Feed ``tokens[:, :n]`` ([B,P], ``n`` traced, 0..P) at positions ``cache['pos']``... in one pass -> the
+        cache exactly as ``n`` :meth:`step` calls leave it (their logits are not needed: the tokens are known).
+
+        Why: re-sampling after a control change first replays the tokens between the last snapshot and the cut
+        (:mod:`generator.groove.timeline`), and a repeated bar feeds a whole scripted bar; one pass reads the
+        weights once for all of them instead of once per token. Query ``i`` (position ``pos + i``) sees the new
+        rows ``j <= i`` and the cache slots that still hold one of the ``W - 1 - i`` positions before it: slot
+        ``s`` holds position ``pos - W + r`` with ``r = (s - pos) mod W``, visible when ``r > i``; rows past
+        ``n`` are computed but neither written nor visible to the real rows."""
+        w, p = self.cfg.window, tokens.shape[1]
+        pos = cache["pos"]
+        rows = jnp.arange(p)
+        slots = jnp.where(rows < n, (pos + rows) % w, w)  # w: dropped by the scatter
+        r = (jnp.arange(w) - pos) % w
+        old = cache["filled"][None, :] & (r[None, :] > rows[:, None])
+        mask = jnp.concatenate([old, rows[None, :] <= rows[:, None]], axis=1)
+        x = self.embed(tokens) + cond[:, None]
+        rope = rope_angles(pos + rows, self.head_dim, self.cfg.rope_base)
+        kv = []
+        for block, c in zip(self.blocks, cache["kv"]):
+            x, c = block.prefill(x, c, slots, mask, rope)
+            kv.append(c)
+        filled = cache["filled"].at[slots].set(True, mode="drop")
+        return {"kv": tuple(kv), "filled": filled, "pos": (pos + n) % ROPE_PERIOD}
+
 
 def guided_logits(logp, allowed, guidance):
     """CFG over batch-2 log-probabilities ``logp`` [2, V] with the plausibility floor; tokens outside

@@ -71,7 +71,8 @@ class Attention(nnx.Module):
         return self._attend(q, k, v, mask)
 
     def step(self, x, cache, slot, valid, rope=None):
-        """One position x [B,d]; cache (k, v) [B,W,H,D]; writes ``slot``, attends to ``valid`` [W].
+        """One position x [B,d]; cache (k, v) [B,H,W,D] (heads-major, the layout the attention products read, so
+        XLA does not transpose the whole cache every step); writes ``slot``, attends to ``valid`` [W].
         rope: (cos, sin) [D/2] of this position, or None."""
         q, k, v = self._split(x[:, None])
         if rope is not None:
@@ -79,6 +80,27 @@ class Attention(nnx.Module):
         ck = jax.lax.dynamic_update_slice_in_dim(cache[0], k.transpose(0, 2, 1, 3), slot, axis=2)
         cv = jax.lax.dynamic_update_slice_in_dim(cache[1], v.transpose(0, 2, 1, 3), slot, axis=2)
         out = self._attend_cache(q[:, 0], ck, cv, valid)
+        return out, (ck, cv)
+
+    def prefill(self, x, cache, slots, mask, rope=None):
+        """Several positions at once: x [B,P,d] attends to the cache (as it was) and to itself under ``mask``
+        [P, W+P] (True = visible); writes row ``i`` to cache slot ``slots[i]`` (``W`` or more: not written).
+        rope: (cos, sin) [P, D/2] of these positions, or None."""
+        if self.sink:
+            raise NotImplementedError("prefill is for the event models' attention (no sink)")
+        q, k, v = self._split(x)
+        if rope is not None:
+            cos, sin = rope[0][:, None], rope[1][:, None]
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        w = cache[0].shape[2]
+        scale = self.head_dim ** -0.5  # scores against the cache as it is laid out and against the new rows
+        logits = jnp.concatenate([jnp.einsum("bphd,bhsd->bhps", q, cache[0]),
+                                  jnp.einsum("bphd,bqhd->bhpq", q, k)], axis=-1) * scale
+        p = jax.nn.softmax(jnp.where(mask, logits, NEG), axis=-1)
+        out = jnp.einsum("bhps,bhsd->bphd", p[..., :w], cache[1]) + jnp.einsum("bhpq,bqhd->bphd", p[..., w:], v)
+        out = self.out(out.reshape(out.shape[:-2] + (-1,)))
+        ck = cache[0].at[:, :, slots].set(k.transpose(0, 2, 1, 3), mode="drop")
+        cv = cache[1].at[:, :, slots].set(v.transpose(0, 2, 1, 3), mode="drop")
         return out, (ck, cv)
 
     def _attend_cache(self, q, k, v, valid):
@@ -113,6 +135,11 @@ class Block(nnx.Module):
 
     def step(self, x, cache, slot, valid, rope=None):
         h, cache = self.attn.step(self.norm1(x), cache, slot, valid, rope)
+        x = x + h
+        return x + self._mlp(x), cache
+
+    def prefill(self, x, cache, slots, mask, rope=None):
+        h, cache = self.attn.prefill(self.norm1(x), cache, slots, mask, rope)
         x = x + h
         return x + self._mlp(x), cache
 

@@ -88,6 +88,31 @@ def floor_allowed(gram, floor):
     return ~(past & blocked)
 
 
+def feed_tokens(model: EventTransformer, state, style, has_style, tokens, n):
+    """The sampler state after the known tokens ``tokens[:n]`` ([P] int32, ``n`` traced 0..P) instead of
+    sampled ones: the model's cache fed them in one pass (:meth:`EventTransformer.prefill`), the grammar advanced
+    through them, the last of them pending; the key and the position floor unchanged.
+
+    Why: a repeated bar feeds a whole scripted bar (:mod:`generator.groove.form`), often at the dense downbeat of a
+    block that must be fast; stepping it token by token cost as much as sampling it. One pass of 16 tokens costs
+    about five steps (the weights are read once), so it pays for scripts, not for the few tokens a rewind replays
+    (those ride in the sampled chunk, see :func:`sample_chunk`'s ``forced``)."""
+    cond = model.condition(jnp.stack([style, style]), jnp.stack([has_style, jnp.bool_(False)]))
+
+    def feed(s):
+        seq = jnp.concatenate([s["token"][None], tokens[:-1]])  # the pending token first, the last one pending
+        cache = model.prefill(s["cache"], jnp.stack([seq, seq]), n, cond)
+
+        def advance(gram, xs):
+            i, t = xs
+            return jnp.where(i < n, grammar_advance(gram, t), gram), None
+
+        gram, _ = jax.lax.scan(advance, s["gram"], (jnp.arange(tokens.shape[0]), tokens))
+        return dict(s, cache=cache, token=tokens[jnp.maximum(n - 1, 0)], gram=gram)
+
+    return jax.lax.cond(n > 0, feed, lambda s: s, state)
+
+
 def sample_chunk(model: EventTransformer, state, style, has_style, guidance, temperature, top_k, length: int,
                  part_bias=None, forced=None, n_forced=0, pitch_bias=None):
     """Sample ``length`` grammatical tokens with CFG; everything but ``length`` is traced.
@@ -101,17 +126,18 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
       pitch_bias: optional [N_PARTS, V] float32: row ``p`` is added while the current part is ``p`` (a key's or a
         held chord's PITCH bias; the drums' row is zeros).
       forced: optional [length] int32; the first ``n_forced`` steps feed these tokens instead of sampling
-        (replaying a stretch already heard after a rewind, :mod:`generator.groove.timeline`).
+        (replaying the few tokens between a rewind's snapshot and its cut, :mod:`generator.groove.timeline`,
+        in the chunk that samples after them: cheaper than a :func:`feed_tokens` call of their own).
 
     Returns:
       (tokens [length] int32, new state).
     """
     cond = model.condition(jnp.stack([style, style]), jnp.stack([has_style, jnp.bool_(False)]))
-    if forced is None:
-        forced = jnp.zeros((length,), jnp.int32)
-
     key, sub = jax.random.split(state["key"])
     noise = jax.random.gumbel(sub, (length, model.cfg.vocab))  # one draw per chunk (see sampling.sample_with_noise)
+
+    if forced is None:
+        forced = jnp.zeros((length,), jnp.int32)
 
     def body(s, xs):
         i, forced_token, gumbel = xs

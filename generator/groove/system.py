@@ -47,7 +47,7 @@ from generator.groove import tokens as G
 from generator.groove.form import Form
 from generator.groove.harmony import part_pitch_bias
 from generator.groove.lock import NUDGE_TICKS, BarMarks, metre_index, phase_error
-from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, init_sampler, sample_chunk
+from generator.groove.model import PRESETS, GrooveConfig, GrooveTransformer, feed_tokens, init_sampler, sample_chunk
 from generator.groove.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -139,16 +139,25 @@ class GrooveSystem(NoteGenerator):
         self.lookahead_s = float(lookahead_s)
         self.max_tokens_per_s = float(max_tokens_per_s)
         self._graph, self._params = nnx.split(self.model)
+        # the compiled calls take the parameters as a flat list: flattening an nnx.State costs ~0.1 ms a call
+        self._leaves, self._treedef = jax.tree.flatten(self._params)
         # No donation: a rewind restarts from an older sampler state, so every state must stay valid.
         self._sample = jax.jit(self._sample_fn, compiler_options=runtime.event_sampler_options())
+        self._feed = jax.jit(self._feed_fn, compiler_options=runtime.event_sampler_options())
         super().__init__(soundfont, gain)
         self._live: GrooveState | None = None
         self.last_block: dict = {}
 
     # ---- model ---------------------------------------------------------------------------
-    def _sample_fn(self, params, state, style, has_style, guidance, temperature, top_k, biases, forced, n_forced):
-        return sample_chunk(nnx.merge(self._graph, params), state, style, has_style, guidance,
-                            temperature, top_k, self.chunk, biases[0], forced, n_forced, biases[1])
+    def _sample_fn(self, leaves, state, style, has_style, guidance, temperature, top_k, biases, forced, n_forced):
+        return sample_chunk(self._merge(leaves), state, style, has_style, guidance, temperature, top_k, self.chunk,
+                            biases[0], forced, n_forced, biases[1])
+
+    def _feed_fn(self, leaves, state, style, has_style, tokens, n):
+        return feed_tokens(self._merge(leaves), state, style, has_style, tokens, n)
+
+    def _merge(self, leaves):
+        return nnx.merge(self._graph, jax.tree.unflatten(self._treedef, leaves))
 
     def biases(self, vec, harmony: tuple[int, ...] = (), metre: int | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
         """([V] bias on the PART tokens from the arrangement head and, when an external clock fixes the ``metre``,
@@ -171,12 +180,24 @@ class GrooveSystem(NoteGenerator):
             self._bias_key, self._bias = key, (jnp.asarray(part), jnp.asarray(pitch))
         return self._bias
 
+    def warmup(self, frames: int = 5, prompt: str = "warm up"):
+        """The base warm-up (text tower, instruments, the sampler), and the one-pass feed a repeated bar uses, so
+        the first repeat does not compile in a real-time block."""
+        super().warmup(frames, prompt)
+        self._feed_chunk(self.init_state(0), self.bank.blend(((prompt, 1.0),)), [G.BAR])
+        self.init_state(0)
+        self.drain_midi()
+
     def compile_count(self) -> int:
         return self._sample._cache_size()
 
     def _style(self, vec):
-        return jnp.asarray(np.zeros((self.config.style_dim,), np.float32) if vec is None else vec), \
-            jnp.bool_(vec is not None)
+        """(style [384], has style) as device arrays, made once per blended prompt (~0.2 ms each time otherwise)."""
+        key = None if vec is None else vec.tobytes()
+        if key != getattr(self, "_style_key", b"none"):
+            style = np.zeros((self.config.style_dim,), np.float32) if vec is None else vec
+            self._style_key, self._style_args = key, (jnp.asarray(style), jnp.asarray(vec is not None))
+        return self._style_args
 
     def sample_tokens(self, state: GrooveState, controls: GenerationControls, n_chunks: int = 1) -> np.ndarray:
         """Sample ``n_chunks * chunk`` tokens into ``state`` without decoding (for tests and evaluation)."""
@@ -189,11 +210,20 @@ class GrooveSystem(NoteGenerator):
         style, has = self._style(vec)
         forced = np.zeros(self.chunk, np.int32)
         forced[:len(replay)] = replay
-        toks, state.model = self._sample(self._params, state.model, style, has, jnp.float32(controls.guidance),
-                                         jnp.float32(controls.temperature), jnp.int32(controls.top_k),
-                                         self.biases(vec, controls.harmony_notes, state.metre), jnp.asarray(forced),
-                                         jnp.int32(len(replay)))
+        # numpy scalars: jnp.float32(x) is a dispatched op of its own (~0.1 ms each)
+        toks, state.model = self._sample(self._leaves, state.model, style, has, np.float32(controls.guidance),
+                                         np.float32(controls.temperature), np.int32(controls.top_k),
+                                         self.biases(vec, controls.harmony_notes, state.metre), forced,
+                                         np.int32(len(replay)))
         return np.asarray(toks)
+
+    def _feed_chunk(self, state: GrooveState, vec, tokens: list[int]) -> None:
+        """Feed up to a chunk of known tokens into ``state.model`` in one pass
+        (:func:`generator.groove.model.feed_tokens`)."""
+        style, has = self._style(vec)
+        padded = np.zeros(self.chunk, np.int32)
+        padded[:len(tokens)] = tokens
+        state.model = self._feed(self._leaves, state.model, style, has, padded, np.int32(len(tokens)))
 
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
         """The block's tempo: ``controls.bpm`` when set, else the prompt's (the checkpoint's tempo head, bounded
@@ -289,20 +319,25 @@ class GrooveSystem(NoteGenerator):
         cap = self.max_tokens_per_s
         state.credit = cap if state.credit < 0 else min(cap, state.credit + cap * n / SAMPLE_RATE)
 
-    def _next_chunk(self, state: GrooveState, controls: GenerationControls, vec) -> None:
-        """Sample one chunk (feeding first what a rewind replays, then what a repeated bar scripts), record it and
-        schedule its notes; a sampled BAR may start a repeat (:mod:`generator.groove.form`)."""
+    def _next_chunk(self, state: GrooveState, controls: GenerationControls, vec) -> int:
+        """The next chunk: what a rewind replays, then either the next piece of a repeated bar's script (fed in one
+        pass, nothing sampled) or sampled tokens; record the new tokens and schedule their notes. A sampled BAR
+        may start a repeat (:mod:`generator.groove.form`). Returns how many tokens it added."""
         tl, replay = state.timeline, state.replay
         if not replay:
             tl.snapshot(state.model, state.decoder)
         script = state.script[:self.chunk - len(replay)]
-        toks = self._sample_chunk(state, controls, vec, replay + script)
         state.replay, state.script = [], state.script[len(script):]
-        state.tokens += self.chunk
-        state.credit -= self.chunk
-        dec, free = state.decoder, len(replay) + len(script)
-        for k in range(len(replay), self.chunk):
-            t, index = int(toks[k]), tl.end
+        if script:
+            self._feed_chunk(state, vec, replay + script)
+            toks = script
+        else:
+            toks = [int(t) for t in self._sample_chunk(state, controls, vec, replay)[len(replay):]]
+        state.tokens += len(toks)
+        state.credit -= self.chunk  # the budget bounds compute: a call costs about a chunk whatever it adds
+        dec = state.decoder
+        for k, t in enumerate(toks):
+            index = tl.end
             note = dec.feed(t)
             tl.append(t, dec.tick)
             state.form.record(index, t, (controls.prompts, controls.harmony_notes))
@@ -310,13 +345,14 @@ class GrooveSystem(NoteGenerator):
                 state.bars.record(index, dec.bar_start, dec.state.bar_len)
             if note is not None:
                 self._schedule(state, note, index)
-            if k >= free and G.KIND[t] == G.K_BAR and (source := state.form.choose(controls.repeat)) is not None:
+            if not script and G.KIND[t] == G.K_BAR and (source := state.form.choose(controls.repeat)) is not None:
                 back = tl.rewind_to(index + 1)
                 if back is None:  # the BAR ended the chunk: nothing to take back
                     state.script = source
                 else:
                     self._restart(state, back, source)
-                return
+                return k + 1
+        return len(toks)
 
     def _follow(self, state: GrooveState, clock, start: int, metre: int | None) -> None:
         """Keep the stream's bar line on the host's (:mod:`generator.groove.lock`): nudge a drift under a tick,
@@ -353,8 +389,7 @@ class GrooveSystem(NoteGenerator):
                 state.clock.tick0 += np.floor(state.decoder.tick - target_tick) - 1.0
                 state.forced += 1
                 break
-            self._next_chunk(state, controls, vec)
-            used += self.chunk
+            used += self._next_chunk(state, controls, vec)
         return used
 
     def _prefetch(self, state: GrooveState, controls: GenerationControls, vec, end: int) -> int:
@@ -363,8 +398,7 @@ class GrooveSystem(NoteGenerator):
         ahead_ticks = self.lookahead_s * state.clock.bpm / 60.0 * G.TPB
         if state.decoder.tick - state.clock.tick_at(end) >= ahead_ticks or state.credit < self.max_tokens_per_s / 2:
             return 0
-        self._next_chunk(state, controls, vec)
-        return self.chunk
+        return self._next_chunk(state, controls, vec)
 
     def _schedule(self, state: GrooveState, note: G.Note, serial: int) -> None:
         ch = gm.part_channel(note.part)

@@ -137,9 +137,11 @@ class SymbolicSystem(NoteGenerator):
         heads = self._heads(vec)
         out = []
         for _ in range(n_chunks):
-            toks, state.model = self._sample(self._params, state.model, jnp.asarray(style), jnp.bool_(vec is not None),
-                                             jnp.float32(controls.guidance), jnp.float32(controls.temperature),
-                                             jnp.int32(controls.top_k), heads.part_bias, heads.pitch_bias)
+            # numpy arguments: jnp.float32(x) and friends are dispatched ops of their own (~0.1 ms each)
+            toks, state.model = self._sample(self._params, state.model, np.asarray(style, np.float32),
+                                             np.bool_(vec is not None), np.float32(controls.guidance),
+                                             np.float32(controls.temperature), np.int32(controls.top_k),
+                                             heads.part_bias, heads.pitch_bias)
             out.append(np.asarray(toks))
         return np.concatenate(out)
 
