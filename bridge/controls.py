@@ -169,6 +169,15 @@ def _build_registry() -> dict[str, Control]:
                 doc="chance that a bar repeats an earlier one (groove): 0 = always new, 1 = a loop"),
         Control("harmony", STRING, "", 0, 200, check="harmony",
                 doc="a chord the melodic parts follow (groove), e.g. 'C E G' or '48 64 67'; empty = the prompt's"),
+        # Magenta RT 2's own conditioning (mrt2:, magenta:), as MagentaRT2System names and bins them: CFG scales are
+        # clamped to [-1, 7] and binned into the CFG tokens (0.2 steps for notes, 1.0 for drums), default 1.0.
+        Control("cfg_notes", FLOAT, 1.0, -1.0, 7.0,
+                doc="MRT2 (mrt2:, magenta:): guidance of the held MIDI notes (piano roll); 1 = plain, >1 closer"),
+        Control("cfg_drums", FLOAT, 1.0, -1.0, 7.0,
+                doc="MRT2: guidance of the drum conditioning (drumless), in whole steps; 1 = plain"),
+        Control("drumless", BOOL, False, 0, 1, doc="MRT2: ask for music without drums"),
+        Control("unmask_width", INT, 0, 0, 127,
+                doc="MRT2: pitches within N semitones of a held note are kept silent; 127 = solo: only the held notes"),
         Control("volume_db", FLOAT, 0.0, -60.0, 12.0, unit="dB", group=OUTPUT, doc="output gain"),
         Control("mute", BOOL, False, 0, 1, group=OUTPUT, doc="mute the output (generation continues)"),
         Control("play", TRIGGER, group=TRANSPORT, doc="start or resume playing"),

@@ -153,7 +153,8 @@ def test_generation_controls_round_trip_through_plain_data():
                                   top_k=12, seed=42)
     data = controls.as_dict()
     assert data == {"prompts": [["jazz", 0.5], ["rock", 0.5]], "guidance": 1.5, "temperature": 0.9,
-                    "top_k": 12, "seed": 42, "bpm": 0.0, "repeat": 0.5, "harmony": "", "clock": None}
+                    "top_k": 12, "seed": 42, "bpm": 0.0, "repeat": 0.5, "harmony": "", "cfg_notes": 1.0,
+                    "cfg_drums": 1.0, "drumless": False, "unmask_width": 0, "clock": None}
     assert GenerationControls.from_dict(data) == controls
     assert GenerationControls.from_dict({}) == GenerationControls()  # missing keys take the defaults
 

@@ -237,3 +237,33 @@ def test_load_refuses_cpu_with_a_suggestion(mrt, empty_home, monkeypatch):
     _install_placeholders(empty_home, "mrt2_small")
     with pytest.raises(generator.ModelLoadError, match="needs a GPU or TPU.*JAMGEN_MAGENTA_ALLOW_CPU=1"):
         generator.load("magenta:mrt2_small")
+
+
+def test_mrt2_controls_become_the_adapters_conditioning_too(gen, mrt):
+    """The registry's MRT2 controls through the adapter (the same MRT2Conditioning as mrt2:); bad values given to
+    the note API are refused in one line, numbers out of range clamped as the package clamps them."""
+    import dataclasses
+
+    try:
+        first, _ = gen.frame_conditioning(GenerationControls(cfg_notes=6.0, cfg_drums=-1.0, drumless=True,
+                                                             unmask_width=1, harmony="60"))
+        got = _split(gen, first)
+        assert got["cfg_conditioning_tokens"] == [20, 35] and got["cfg_conditioning_drums_tokens"] == [0]
+        assert got["drum_pianoroll_tokens"] == [0] and got["pianoroll_with_onsets_tokens"][58:63] == [-1, 0, 3, 0, -1]
+        for bad, message in ((dict(cfg_notes="loud"), "cfg_notes must be a number, not 'loud'"),
+                             (dict(cfg_drums=float("nan")), "cfg_drums must be a finite number"),
+                             (dict(drumless="yes"), "drumless must be true or false"),
+                             (dict(unmask_width=None, onset_mode="later"), "onset_mode must be")):
+            with pytest.raises(ValueError, match=message) as err:
+                gen.set_note_options(**bad)
+            assert "\n" not in str(err.value)
+        gen.set_note_options(cfg_notes=99.0, unmask_width=-3)
+        first, _ = gen.frame_conditioning(GenerationControls(cfg_notes=6.0, cfg_drums=-1.0, drumless=True,
+                                                             unmask_width=1, harmony="60"))
+        assert _split(gen, first)["cfg_conditioning_tokens"] == [20, 40]  # clamped to 7; unchanged controls
+        assert dataclasses.replace(GenerationControls(), drumless=True).as_dict()["drumless"] is True
+    finally:
+        gen.frame_conditioning(GenerationControls())  # the controls back at their defaults
+        gen.all_notes_off()
+    first, _ = gen.frame_conditioning(GenerationControls())
+    assert _split(gen, first)["cfg_conditioning_tokens"] == [20, 10] and _split(gen, first)["drum_pianoroll_tokens"] == [-1]

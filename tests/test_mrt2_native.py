@@ -156,3 +156,38 @@ def test_models_lists_the_native_engine_with_the_adapters_missing_files(tmp_path
     assert "\n" not in str(err.value)
     with pytest.raises(generator.ModelLoadError, match="unknown MRT2 model mrt2:nope; choose one of mrt2:small"):
         generator.load("mrt2:nope")
+
+
+def test_mrt2_controls_reach_the_native_conditioning_and_the_stream(home_with_test_model):
+    """cfg_notes, cfg_drums, drumless and unmask_width (registry controls) arrive as GenerationControls fields and
+    become the conditioning ids the native engine runs on, through the adapter's one MRT2Conditioning; a
+    set_note_options call holds until the control next changes."""
+    import dataclasses
+
+    import generator
+    from generator.core.contract import GenerationControls
+
+    gen = generator.load("mrt2:test")
+    base = GenerationControls(prompts=(("bossa nova", 1.0),), harmony="60 64")
+    ids = lambda controls: gen.conditioning_block(controls, 2)[1, 0] - 7  # noqa: E731  (package values)
+    plain = ids(base)  # channels: 12 MusicCoCa, 128 piano roll, drums, CFG (musiccoca, notes), CFG drums
+    assert plain[141:].tolist() == [20, 10, 2] and plain[140] == -1  # CFG 3 / 1 / 1 binned; drums free
+    assert plain[[12 + 59, 12 + 60, 12 + 64]].tolist() == [-1, 3, 3]  # held notes, the rest free
+    moved = dataclasses.replace(base, cfg_notes=5.0, cfg_drums=3.0, drumless=True, unmask_width=127)
+    cond = ids(moved)
+    assert cond[141:].tolist() == [20, 30, 4], "the notes/drums CFG scales did not reach the CFG tokens"
+    assert cond[140] == 0, "drumless did not reach the drum piano roll"
+    assert cond[[12 + 59, 12 + 60, 12 + 64, 12 + 100]].tolist() == [0, 3, 3, 0], "unmask_width 127 is solo"
+    assert (cond[:12] == plain[:12]).all()
+    width = ids(dataclasses.replace(base, unmask_width=2))[12:140]
+    assert width[57:68].tolist() == [-1, 0, 0, 3, 0, 0, 0, 3, 0, 0, -1]
+    assert ids(base)[140:].tolist() == plain[140:].tolist()  # back to the defaults
+    gen.set_note_options(cfg_notes=4.0)  # the note API: holds while the controls do not change
+    assert ids(base)[142] == 25
+    assert ids(dataclasses.replace(base, cfg_notes=2.0))[142] == 15  # a control change wins again
+    ids(base)
+    # They reach the model's computation: the logits move (the random-weight test model's conditioning table is too
+    # small next to its MusicCoCa branch for the sampled tokens to change in a few frames).
+    logits = [np.asarray(gen.engine.frames(gen.init_state(7), gen.conditioning_block(c, 2), 1.1, 40,
+                                           keep_logits=True, decode=False)[2]) for c in (base, moved)]
+    assert np.abs(logits[0] - logits[1]).max() > 1e-3, "the MRT2 controls must change the model's logits"

@@ -19,6 +19,8 @@ Control mapping (one :class:`GenerationControls` per ``generate`` call):
   does); no prompt = MusicCoCa tokens masked (unconditional);
 - ``guidance`` -> the ``musiccoca`` CFG scale, binned into MRT2's CFG conditioning token
   (trained conditioning, batch 1: it costs nothing extra; clamped to MRT2's [-1, 7]);
+- ``cfg_notes``, ``cfg_drums`` -> the notes and drums CFG scales, binned the same way; ``drumless`` -> the drum
+  piano roll set to "no drums"; ``unmask_width`` -> the piano roll's unmask width (see :func:`pianoroll_values`);
 - ``temperature``, ``top_k`` -> the sampler's traced constants (no recompilation);
 - ``seed`` -> the sampling RNG of a fresh state (:meth:`MagentaRT2Generator.init_state`).
 
@@ -77,6 +79,9 @@ PITCHES = PIANOROLL_WITH_ONSETS.rvq_truncation_level  # 128
 # Piano-roll values (magenta_rt.config.PIANOROLL_WITH_ONSETS).
 NOTE_OFF, NOTE_SUSTAIN, NOTE_ONSET, NOTE_ON_FREE = 0, 1, 2, 3
 ALLOW_CPU_ENV = "JAMGEN_MAGENTA_ALLOW_CPU"
+# The note options that are also registry controls (GenerationControls fields of the same names).
+CONTROL_OPTIONS = ("unmask_width", "drumless", "cfg_notes", "cfg_drums")
+CFG_RANGE = (-1.0, 7.0)  # what discretize_cfg clamps a CFG scale to
 
 
 class _TestShape(mrt_model.MagentaRT2ModelBase):
@@ -194,6 +199,7 @@ class MRT2Conditioning(Generator):
         self._chord: set[int] = set()  # controls.harmony_notes at the last call
         self._note_opts = {"unmask_width": 0, "onset_mode": "auto", "drumless": False,
                            "cfg_notes": 1.0, "cfg_drums": 1.0}
+        self._controls_seen = self._control_options(GenerationControls())
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r})"
@@ -229,8 +235,14 @@ class MRT2Conditioning(Generator):
 
         They differ only when a note-on arrived since the previous call and onsets are explicit
         (the onset belongs to one frame); otherwise the same array object is returned twice.
-        Consumes the pending note-ons.
+        Consumes the pending note-ons. The controls' note options (:data:`CONTROL_OPTIONS`) are applied
+        through :meth:`set_note_options` when they change, so the last change wins, a control's or a call's.
         """
+        seen = self._control_options(controls)
+        if seen != self._controls_seen:
+            changed = {k: v for k, v in seen.items() if self._controls_seen.get(k) != v}
+            self._controls_seen = seen
+            self.set_note_options(**changed)
         with self._notes_lock:
             held, fresh, opts = set(self._held), self._fresh, dict(self._note_opts)
             self._fresh = set()
@@ -274,18 +286,39 @@ class MRT2Conditioning(Generator):
             self._fresh.clear()
             self._chord = set()
 
+    @staticmethod
+    def _control_options(controls: GenerationControls) -> dict[str, Any]:
+        return {k: getattr(controls, k) for k in CONTROL_OPTIONS}
+
     def set_note_options(self, *, unmask_width: int | None = None, onset_mode: str | None = None,
                          drumless: bool | None = None, cfg_notes: float | None = None,
                          cfg_drums: float | None = None) -> None:
         """The official engine's note controls: ``unmask_width`` 0..127 (127 = solo: only the
         held notes play), ``onset_mode`` auto|explicit, ``drumless`` (ask for no drums), and the
-        notes/drums CFG scales (-1..7; defaults 1.0 as in ``MagentaRT2System``)."""
+        notes/drums CFG scales (-1..7; defaults 1.0 as in ``MagentaRT2System``). The registry
+        controls of the same names (all but ``onset_mode``) arrive here too (:meth:`frame_conditioning`).
+
+        Raises:
+          ValueError: a value that is not one (one line naming it); numbers out of range are clamped.
+        """
         new = {k: v for k, v in dict(unmask_width=unmask_width, onset_mode=onset_mode, drumless=drumless,
                                      cfg_notes=cfg_notes, cfg_drums=cfg_drums).items() if v is not None}
         if "onset_mode" in new and new["onset_mode"] not in ("auto", "explicit"):
             raise ValueError(f"onset_mode must be 'auto' or 'explicit', not {new['onset_mode']!r}")
-        if "unmask_width" in new:
-            new["unmask_width"] = int(np.clip(new["unmask_width"], 0, 127))
+        for name in ("unmask_width", "cfg_notes", "cfg_drums"):
+            if name in new:
+                try:
+                    value = float(new[name])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name} must be a number, not {new[name]!r}") from None
+                if not np.isfinite(value):
+                    raise ValueError(f"{name} must be a finite number, not {value}")
+                new[name] = int(np.clip(round(value), 0, 127)) if name == "unmask_width" else float(
+                    np.clip(value, *CFG_RANGE))
+        if "drumless" in new:
+            if not isinstance(new["drumless"], (bool, int, np.bool_, np.integer)):
+                raise ValueError(f"drumless must be true or false, not {new['drumless']!r}")
+            new["drumless"] = bool(new["drumless"])
         with self._notes_lock:
             self._note_opts.update(new)
 

@@ -107,6 +107,10 @@ class GenerationControls:
       harmony: a chord the melodic parts should follow, as text (:func:`parse_harmony`: ``"C E G"``,
         ``"48 64 67"``), e.g. the notes a player holds; empty = the prompt's own harmony. Note models
         use :attr:`harmony_notes`; others ignore it.
+      cfg_notes, cfg_drums, drumless, unmask_width: Magenta RT 2's own conditioning (``mrt2:`` and ``magenta:``,
+        through their shared ``MRT2Conditioning``): the CFG scales of the MIDI-note piano roll and of the drum
+        conditioning (-1..7, 1 = plain conditional), no drums, and the piano roll's unmask width (pitches within
+        that many semitones of a held note are held off; 127 = solo). Other models ignore them.
       clock: where an external clock puts this block's first sample (:class:`MusicalPosition`), or None
         when jamgen keeps its own time. Set by the daemon's sync source, not a registry control.
     """
@@ -119,6 +123,10 @@ class GenerationControls:
     bpm: float = 0.0
     repeat: float = 0.5
     harmony: str = ""
+    cfg_notes: float = 1.0
+    cfg_drums: float = 1.0
+    drumless: bool = False
+    unmask_width: int = 0
     clock: MusicalPosition | None = None
 
     def __post_init__(self):
@@ -144,6 +152,10 @@ class GenerationControls:
             "bpm": self.bpm,
             "repeat": self.repeat,
             "harmony": self.harmony,
+            "cfg_notes": self.cfg_notes,
+            "cfg_drums": self.cfg_drums,
+            "drumless": self.drumless,
+            "unmask_width": self.unmask_width,
             "clock": None if self.clock is None else self.clock.as_dict(),
         }
 
@@ -163,7 +175,8 @@ class GenerationControls:
             if "prompts" in kwargs:
                 kwargs["prompts"] = tuple((str(t), float(w)) for t, w in kwargs["prompts"])
             for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int),
-                               ("bpm", float), ("repeat", float), ("harmony", str)):
+                               ("bpm", float), ("repeat", float), ("harmony", str), ("cfg_notes", float),
+                               ("cfg_drums", float), ("drumless", bool), ("unmask_width", int)):
                 if name in kwargs:
                     kwargs[name] = kind(kwargs[name])
             if kwargs.get("clock") is not None:
