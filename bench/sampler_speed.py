@@ -14,6 +14,11 @@ XLA's default CPU options (``xla-defaults``: YNNPACK fusions on).
     .venv/bin/python bench/sampler_speed.py                      # groove, 8 rounds
     .venv/bin/python bench/sampler_speed.py --model symbolic
     .venv/bin/python bench/sampler_speed.py --profile            # + the costliest XLA ops of one variant
+    .venv/bin/python bench/sampler_speed.py --blocks 1200        # + 40 ms blocks, a knob turned every 8th
+
+``--blocks`` also times what the daemon sees: ``generate`` in 40 ms blocks with the temperature changed every 8th
+block; the blocks after a change carry the re-sampling (compare with the ``low`` setting's 80 ms pre-buffer).
+It uses only ``generate``, so it runs against older commits too (``PYTHONPATH=<worktree>``).
 """
 
 from __future__ import annotations
@@ -78,12 +83,35 @@ def top_ops(fn, args, chunks: int, n: int = 15) -> list[tuple[str, float, int]]:
     return [(k, v / 1e3 / chunks, calls[k] // chunks) for k, v in total.most_common(n)]
 
 
+def change_blocks(system, controls, blocks: int, every: int = 8, frames: int = 1, seed: int = 0):
+    """The real-time path as the daemon drives it: ``blocks`` blocks of ``frames`` frames (1 = 40 ms, the
+    ``low`` setting), the temperature changed every ``every`` blocks (a knob; each change re-samples what is not
+    yet heard). Returns (ms of the blocks with a change, ms of the others)."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    state = system.init_state(seed)
+    for _ in range(50):  # past the start-up's first bars
+        _, state = system.generate(state, controls, frames)
+    changed, calm = [], []
+    for i in tqdm(range(blocks), desc="blocks", leave=False):
+        if i % every == 0:
+            controls = dataclasses.replace(controls, temperature=float(rng.uniform(0.6, 1.3)))
+        t = time.perf_counter()
+        _, state = system.generate(state, controls, frames)
+        (changed if i % every == 0 else calm).append((time.perf_counter() - t) * 1e3)
+        system.drain_midi()
+    return changed, calm
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="groove", help="groove | symbolic | a checkpoint directory")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--chunks", type=int, default=30, help="chunks per round and variant")
     ap.add_argument("--profile", action="store_true", help="print the costliest XLA ops of the shipped sampler")
+    ap.add_argument("--blocks", type=int, default=0,
+                    help="also time this many 40 ms blocks of the real-time path, a knob turned every 8th")
     a = ap.parse_args()
 
     from generator import load
@@ -107,6 +135,11 @@ def main() -> None:
         med = float(np.median(v))
         print(f"{k:14s} {med:9.1f} {med / system.chunk:9.2f}   {' '.join(f'{x:.1f}' for x in v)}")
     print(f"shipped / xla-defaults: {np.median(per['shipped']) / np.median(per['xla-defaults']):.2f}")
+    if a.blocks:
+        changed, calm = change_blocks(system, controls, a.blocks)
+        for name, ms in (("after a change", changed), ("other blocks", calm)):
+            print(f"40 ms blocks, {name:15s} ({len(ms):4d}): p50 {np.percentile(ms, 50):6.1f}  "
+                  f"p90 {np.percentile(ms, 90):6.1f}  p99 {np.percentile(ms, 99):6.1f}  max {max(ms):6.1f} ms")
     if a.profile:
         print("\ncostliest XLA ops of the shipped sampler (ms per chunk, calls per chunk):")
         for name, ms, n in top_ops(system._sample, args, a.chunks):
