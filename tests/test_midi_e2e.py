@@ -10,9 +10,9 @@ import time
 
 import pytest
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from tests.conftest import ROOT
+from tests.osc_client import message
 
 MAPPING = """\
 # e2e mapping: comments and order must survive learn
@@ -66,18 +66,11 @@ class Sender:
         return out
 
 
-def osc(address, *args) -> bytes:
-    b = OscMessageBuilder(address)
-    for a in args:
-        b.add_arg(a)
-    return b.build().dgram
-
-
 def state(port: int) -> dict:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     s.settimeout(0.3)
-    s.sendto(osc("/jamgen/state"), ("127.0.0.1", port))
+    s.sendto(message("/jamgen/state"), ("127.0.0.1", port))
     got = {}
     try:
         while True:
@@ -146,9 +139,9 @@ def test_every_midi_kind_changes_the_right_control(rig):
     assert last["temperature"] == pytest.approx(2.5)
     # custom OSC addresses from the file
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    c.sendto(osc("/1/fader1", 0.5), ("127.0.0.1", port))
+    c.sendto(message("/1/fader1", 0.5), ("127.0.0.1", port))
     assert until(lambda: state(port)["/jamgen/temperature"], lambda v: abs(v - 1.1) < 1e-6) == pytest.approx(1.1)
-    c.sendto(osc("/transport/stop", 1.0), ("127.0.0.1", port))
+    c.sendto(message("/transport/stop", 1.0), ("127.0.0.1", port))
     assert until(lambda: state(port)["/jamgen/transport"], lambda v: v == "stopped") == "stopped"
 
 
@@ -163,7 +156,7 @@ def test_pickup_prevents_jumps(rig):
     expected = -60 + 72 * 110 / 127
     assert until(lambda: state(port)["/jamgen/volume"], lambda v: abs(v - expected) < 1e-4) == pytest.approx(expected)
     # moved over OSC: the knob (at 110) must come back to the value before it acts again
-    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(osc("/jamgen/volume", -30.0), ("127.0.0.1", port))
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(message("/jamgen/volume", -30.0), ("127.0.0.1", port))
     until(lambda: state(port)["/jamgen/volume"], lambda v: v == -30.0)
     sender.send("b0 16 6f")
     time.sleep(0.5)
@@ -207,7 +200,7 @@ def test_hot_reload_and_broken_edit(rig):
 def test_osc_learn_writes_a_working_mapping(rig):
     d, sender, path = rig
     port = d.osc_port
-    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(osc("/jamgen/learn", "prompts[5].weight"), ("127.0.0.1", port))
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(message("/jamgen/learn", "prompts[5].weight"), ("127.0.0.1", port))
     d.wait_for_log("learn: move a control")
     sender.send("b5 1e 40")  # cc 30 on channel 6
     d.wait_for_log("learned cc 30 ch6 -> prompts[5].weight")

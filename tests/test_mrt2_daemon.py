@@ -28,10 +28,9 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from tests.conftest import DaemonProcess, record
+from tests.osc_client import collect, message
 
 SKIP_REASON = "magenta-rt is not installed (pip install 'magenta-rt==2.0.3'); the MRT2 daemon test is skipped"
 PREBUFFER = 4.0  # seconds played before the first underrun could come, even if generation stopped
@@ -61,26 +60,6 @@ def magenta_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("magenta_home")
     parity.official_checkpoint("test", home / "magenta-rt-v2" / "checkpoints" / "mrt2_test.safetensors", seed=0)
     return home
-
-
-def _msg(address, *args) -> bytes:
-    b = OscMessageBuilder(address)
-    for a in args:
-        b.add_arg(a)
-    return b.build().dgram
-
-
-def _feedback(sock: socket.socket, seconds: float) -> dict[str, list]:
-    got: dict[str, list] = {}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            data, _ = sock.recvfrom(65536)
-        except socket.timeout:
-            continue
-        msg = OscMessage(data)
-        got.setdefault(msg.address, []).append(msg.params)
-    return got
 
 
 def _reference(home, blocks: list[dict]):
@@ -142,22 +121,22 @@ def _stream(magenta_home, jackd, tmp_path):
         daemon = ("127.0.0.1", d.osc_port)
         d.wait_for_blocks(1, timeout=120)
         assert f"latency safe with --prebuffer: blocks 200 ms, pre-buffer {PREBUFFER * 1000:.0f} ms" in d.log(), d.log()
-        sock.sendto(_msg("/jamgen/subscribe"), daemon)
+        sock.sendto(message("/jamgen/subscribe"), daemon)
         _wait_for_audio(d, CHANGE_AT)  # the change lands inside what will be recorded
         t_send = time.time()
-        sock.sendto(_msg("/jamgen/temperature", 0.7), daemon)
-        sock.sendto(_msg("/jamgen/cfg_notes", 5.0), daemon)
-        for bad in (_msg("/jamgen/cfg_notes", "loud"), _msg("/jamgen/unmask_width", float("nan")),
-                    _msg("/jamgen/cfg_drums", 99.0), _msg("/jamgen/drumless", 1, 2)):
+        sock.sendto(message("/jamgen/temperature", 0.7), daemon)
+        sock.sendto(message("/jamgen/cfg_notes", 5.0), daemon)
+        for bad in (message("/jamgen/cfg_notes", "loud"), message("/jamgen/unmask_width", float("nan")),
+                    message("/jamgen/cfg_drums", 99.0), message("/jamgen/drumless", 1, 2)):
             sock.sendto(bad, daemon)
         got: dict[str, list] = {}
-        for address, values in _feedback(sock, 0.3).items():  # the acknowledgements
+        for address, values in collect(sock, 0.3).items():  # the acknowledgements
             got.setdefault(address, []).extend(values)
         _wait_for_audio(d, PREBUFFER - 0.2)  # one block before the JACK client primes on the pre-buffer and plays
         wav = tmp_path / "rec.wav"
         rec = record(jackd, wav, RECORD_SECONDS, wait=30)
         while rec.poll() is None:  # feedback until the recording is done (what sounds is reported as it plays)
-            for address, values in _feedback(sock, 0.25).items():
+            for address, values in collect(sock, 0.25).items():
                 got.setdefault(address, []).extend(values)
         out, err = rec.communicate(timeout=60)
         assert rec.returncode == 0, f"recorder failed: {out} {err}"

@@ -7,12 +7,12 @@ import struct
 import time
 
 from pythonosc.osc_bundle_builder import OscBundleBuilder
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.controls import REGISTRY
 from bridge.osc import builtin_addresses, control_address
+from tests.osc_client import collect, message
 
 
 def _listener() -> socket.socket:
@@ -20,19 +20,6 @@ def _listener() -> socket.socket:
     s.bind(("127.0.0.1", 0))
     s.settimeout(0.2)
     return s
-
-
-def _collect(sock: socket.socket, seconds: float) -> dict[str, list]:
-    got: dict[str, list] = {}
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            data, _ = sock.recvfrom(65536)
-        except socket.timeout:
-            continue
-        msg = OscMessage(data)
-        got.setdefault(msg.address, []).append(msg.params)
-    return got
 
 
 def test_address_space_is_generated_from_the_registry():
@@ -51,32 +38,22 @@ def test_state_subscribe_and_feedback(daemon_factory):
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def send(address, *args):
-        b = OscMessageBuilder(address)
-        for a in args:
-            b.add_arg(a)
-        sock.sendto(b.build().dgram, ("127.0.0.1", d.osc_port))  # reply goes to sock's address
+        sock.sendto(message(address, *args), ("127.0.0.1", d.osc_port))  # reply goes to sock's address
 
     send("/jamgen/state")
-    state = _collect(sock, 1.0)
+    state = collect(sock, 1.0)
     assert abs(state["/jamgen/temperature"][0][0] - 1.1) < 1e-6
     assert state["/jamgen/transport"] == [["playing"]]
     assert "/jamgen/prompt/7/weight" in state and "/jamgen/sounding/frame" in state
     send("/jamgen/subscribe")
-    _collect(sock, 0.5)
-    client.sendto(_msg("/jamgen/top_k", 12.0), ("127.0.0.1", d.osc_port))  # float for an int control
-    client.sendto(_msg("/jamgen/volume", -6), ("127.0.0.1", d.osc_port))  # int for a float control
-    got = _collect(sock, 1.5)
+    collect(sock, 0.5)
+    client.sendto(message("/jamgen/top_k", 12.0), ("127.0.0.1", d.osc_port))  # float for an int control
+    client.sendto(message("/jamgen/volume", -6), ("127.0.0.1", d.osc_port))  # int for a float control
+    got = collect(sock, 1.5)
     assert got["/jamgen/top_k"][-1] == [12]
     assert got["/jamgen/volume"][-1] == [-6.0]
     # What is sounding follows once the new block is audible.
     assert [12] in got.get("/jamgen/sounding/top_k", []), got.keys()
-
-
-def _msg(address, *args) -> bytes:
-    b = OscMessageBuilder(address)
-    for a in args:
-        b.add_arg(a)
-    return b.build().dgram
 
 
 def test_future_bundle_is_applied_at_the_right_block(daemon_factory):
@@ -85,10 +62,10 @@ def test_future_bundle_is_applied_at_the_right_block(daemon_factory):
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     when = time.time() + 1.5
     bundle = OscBundleBuilder(when)
-    bundle.add_content(OscMessage(_msg("/jamgen/temperature", 0.25)))
+    bundle.add_content(OscMessage(message("/jamgen/temperature", 0.25)))
     t0 = time.time()
     client.sendto(bundle.build().dgram, ("127.0.0.1", d.osc_port))
-    client.sendto(_msg("/jamgen/guidance", 2.0), ("127.0.0.1", d.osc_port))  # not blocked behind it
+    client.sendto(message("/jamgen/guidance", 2.0), ("127.0.0.1", d.osc_port))  # not blocked behind it
     time.sleep(2.5)
     blocks = d.blocks()
     first = next(b for b in blocks if b["controls"]["temperature"] == 0.25)
@@ -105,14 +82,14 @@ def test_garbage_bursts_and_fuzz_never_stop_the_daemon(daemon_factory):
     target = ("127.0.0.1", d.osc_port)
     rng = __import__("random").Random(1)
     bad = [b"", b"\x00" * 7, b"/jamgen/temperature", b"#bundle\x00", b"#bundle\x00" + b"\xff" * 12,
-           _msg("/jamgen/temperature", float("nan")), _msg("/jamgen/temperature", float("inf")),
-           _msg("/jamgen/temperature", "hot"), _msg("/jamgen/prompt/0", 3.0), _msg("/jamgen/prompt/9/weight", 1.0),
-           _msg("/nope"), _msg("/jamgen/prompt/0/text", "x" * 60000), _msg("/jamgen/subscribe", 99999),
-           _msg("/jamgen/top_k", 1, 2, 3)]
+           message("/jamgen/temperature", float("nan")), message("/jamgen/temperature", float("inf")),
+           message("/jamgen/temperature", "hot"), message("/jamgen/prompt/0", 3.0), message("/jamgen/prompt/9/weight", 1.0),
+           message("/nope"), message("/jamgen/prompt/0/text", "x" * 60000), message("/jamgen/subscribe", 99999),
+           message("/jamgen/top_k", 1, 2, 3)]
     for _ in range(300):
         bad.append(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200))))
     # Deeply nested bundles.
-    inner = _msg("/jamgen/top_k", 7)
+    inner = message("/jamgen/top_k", 7)
     for _ in range(2000):
         inner = b"#bundle\x00" + struct.pack(">Q", 1) + struct.pack(">i", len(inner)) + inner
         if len(inner) > 60000:
@@ -122,8 +99,8 @@ def test_garbage_bursts_and_fuzz_never_stop_the_daemon(daemon_factory):
         client.sendto(packet, target)
         time.sleep(0.0005)
     for i in range(1000):  # a burst of valid messages
-        client.sendto(_msg("/jamgen/temperature", 0.5 + (i % 10) / 10), target)
-    client.sendto(_msg("/jamgen/temperature", 0.75), target)
+        client.sendto(message("/jamgen/temperature", 0.5 + (i % 10) / 10), target)
+    client.sendto(message("/jamgen/temperature", 0.75), target)
     time.sleep(1.0)
     assert d.proc.poll() is None, d.log()
     n = len(d.blocks())
