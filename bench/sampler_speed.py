@@ -90,6 +90,7 @@ def change_blocks(system, controls, blocks: int, every: int = 8, frames: int = 1
     import dataclasses
 
     rng = np.random.default_rng(seed)
+    system.warmup()  # as the daemon does: nothing compiles in a timed block
     state = system.init_state(seed)
     for _ in range(50):  # past the start-up's first bars
         _, state = system.generate(state, controls, frames)

@@ -27,8 +27,10 @@ GrooveTransformer = EventTransformer  # the groove family's name for the shared 
 class GrooveConfig(EventLMConfig):
     name: str = "groove"
     vocab: int = G.VOCAB
-    # 1-4 bars of a band; the shipped model continued at 512 (--init-from, --window 512): 512 from the start
-    # halves training throughput on 2 CPU cores (2.4k vs 5.0k tokens/s)
+    # 1-4 bars of a band. The shipped model trained at 256, continued at 512 (--init-from, --window 512: 512 from
+    # the start halves training throughput on 2 CPU cores, 2.4k vs 5.0k tokens/s) and *runs* at 256 (its
+    # config.json): the same musicality on real-music measures, and at 512 the KV caches (6.3 MB) no longer stay in
+    # this VM's cache with the weights, so a token costs 28-45 % more (bench/sampler_speed.py)
     window: int = 256
 
 
