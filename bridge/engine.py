@@ -49,6 +49,7 @@ import jack
 from bridge.controls import OUTPUT_CONTROLS, ControlSnapshot, ControlStore
 from bridge.gc_guard import GcWatch
 from bridge.jack_io import BYTES_PER_FRAME
+from bridge import thread_priority
 from bridge.prebuffer import AdaptivePrebuffer
 from bridge.session import generation_controls
 from generator.core.contract import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, Generator, check_audio
@@ -153,6 +154,7 @@ class Engine:
         return self.audio_rb.read_space // BYTES_PER_FRAME
 
     def _run(self) -> None:
+        log.info("generation thread: %s", thread_priority.raise_this_thread())
         while not self._stop.is_set():
             if self.sync is not None:
                 self._sync(self.sync.poll)
