@@ -151,9 +151,8 @@ class EventTransformer(nnx.Module):
         """Feed ``tokens[:, :n]`` ([B,P], ``n`` traced, 0..P) at positions ``cache['pos']``... in one pass -> the
         cache exactly as ``n`` :meth:`step` calls leave it (their logits are not needed: the tokens are known).
 
-        Why: re-sampling after a control change first replays the tokens between the last snapshot and the cut
-        (:mod:`generator.groove.timeline`), and a repeated bar feeds a whole scripted bar; one pass reads the
-        weights once for all of them instead of once per token. Query ``i`` (position ``pos + i``) sees the new
+        Why: a repeated bar feeds a whole scripted bar (:func:`generator.groove.model.feed_tokens`); one pass
+        reads the weights once for all of its tokens instead of once per token. Query ``i`` (position ``pos + i``) sees the new
         rows ``j <= i`` and the cache slots that still hold one of the ``W - 1 - i`` positions before it: slot
         ``s`` holds position ``pos - W + r`` with ``r = (s - pos) mod W``, visible when ``r > i``; rows past
         ``n`` are computed but neither written nor visible to the real rows."""

@@ -86,19 +86,16 @@ class Attention(nnx.Module):
         """Several positions at once: x [B,P,d] attends to the cache (as it was) and to itself under ``mask``
         [P, W+P] (True = visible); writes row ``i`` to cache slot ``slots[i]`` (``W`` or more: not written).
         rope: (cos, sin) [P, D/2] of these positions, or None."""
-        if self.sink:
-            raise NotImplementedError("prefill is for the event models' attention (no sink)")
         q, k, v = self._split(x)
         if rope is not None:
             cos, sin = rope[0][:, None], rope[1][:, None]
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        w = cache[0].shape[2]
-        scale = self.head_dim ** -0.5  # scores against the cache as it is laid out and against the new rows
-        logits = jnp.concatenate([jnp.einsum("bphd,bhsd->bhps", q, cache[0]),
-                                  jnp.einsum("bphd,bqhd->bhpq", q, k)], axis=-1) * scale
-        p = jax.nn.softmax(jnp.where(mask, logits, NEG), axis=-1)
-        out = jnp.einsum("bhps,bhsd->bphd", p[..., :w], cache[1]) + jnp.einsum("bhpq,bqhd->bphd", p[..., w:], v)
-        out = self.out(out.reshape(out.shape[:-2] + (-1,)))
+        # the whole-sequence attention over [cache as it was, new rows]: once per call, so the cache's transpose
+        # costs nothing measurable here (a 16-row pass took 7.1 ms either way at window 512), unlike in the
+        # per-token step
+        keys = jnp.concatenate([cache[0].transpose(0, 2, 1, 3), k], axis=1)
+        values = jnp.concatenate([cache[1].transpose(0, 2, 1, 3), v], axis=1)
+        out = self._attend(q, keys, values, mask)
         ck = cache[0].at[:, :, slots].set(k.transpose(0, 2, 1, 3), mode="drop")
         cv = cache[1].at[:, :, slots].set(v.transpose(0, 2, 1, 3), mode="drop")
         return out, (ck, cv)

@@ -31,6 +31,12 @@ def sample(key, logits, temperature, top_k):
     return sample_with_noise(jax.random.gumbel(key, logits.shape, logits.dtype), logits, temperature, top_k)
 
 
+def chunk_noise(key, length: int, vocab: int):
+    """(the key for the next chunk, Gumbel noise [length, vocab] for this one): see :func:`sample_with_noise`."""
+    key, sub = jax.random.split(key)
+    return key, jax.random.gumbel(sub, (length, vocab))
+
+
 def sample_with_noise(noise, logits, temperature, top_k):
     """:func:`sample` with its Gumbel ``noise`` (shaped like ``logits``) drawn by the caller.
 

@@ -135,8 +135,7 @@ def sample_chunk(model: EventTransformer, state, style, has_style, guidance, tem
       (tokens [length] int32, new state).
     """
     cond = model.condition(jnp.stack([style, style]), jnp.stack([has_style, jnp.bool_(False)]))
-    key, sub = jax.random.split(state["key"])
-    noise = jax.random.gumbel(sub, (length, model.cfg.vocab))  # one draw per chunk (see sampling.sample_with_noise)
+    key, noise = sampling.chunk_noise(state["key"], length, model.cfg.vocab)
 
     if forced is None:
         forced = jnp.zeros((length,), jnp.int32)

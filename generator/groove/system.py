@@ -131,6 +131,8 @@ class GrooveSystem(NoteGenerator):
         self.arrangement = arrangement  # generator.core.heads.PartHead (who plays) or None
         self.pitch = pitch  # generator.core.heads.PitchHead (the key) or None
         self._bias_key: bytes | None = None
+        self._style_key: bytes | None | str = "none yet"  # the blended prompt _style last made arrays for
+        self._style_args: tuple = ()
         self._bias = (jnp.zeros((G.VOCAB,), jnp.float32), jnp.zeros((G.N_PARTS, G.VOCAB), jnp.float32))
         self.model = model if model is not None else nnx.jit(
             lambda: GrooveTransformer(config, rngs=nnx.Rngs(config.seed)))()
@@ -194,7 +196,7 @@ class GrooveSystem(NoteGenerator):
     def _style(self, vec):
         """(style [384], has style) as device arrays, made once per blended prompt (~0.2 ms each time otherwise)."""
         key = None if vec is None else vec.tobytes()
-        if key != getattr(self, "_style_key", b"none"):
+        if key != self._style_key:
             style = np.zeros((self.config.style_dim,), np.float32) if vec is None else vec
             self._style_key, self._style_args = key, (jnp.asarray(style), jnp.asarray(vec is not None))
         return self._style_args
@@ -208,12 +210,10 @@ class GrooveSystem(NoteGenerator):
         """One chunk of tokens into ``state.model`` (the controls and the prompt are traced arguments); the
         first ``len(replay)`` are ``replay``, fed instead of sampled."""
         style, has = self._style(vec)
-        forced = np.zeros(self.chunk, np.int32)
-        forced[:len(replay)] = replay
         # numpy scalars: jnp.float32(x) is a dispatched op of its own (~0.1 ms each)
         toks, state.model = self._sample(self._leaves, state.model, style, has, np.float32(controls.guidance),
                                          np.float32(controls.temperature), np.int32(controls.top_k),
-                                         self.biases(vec, controls.harmony_notes, state.metre), forced,
+                                         self.biases(vec, controls.harmony_notes, state.metre), self._padded(replay),
                                          np.int32(len(replay)))
         return np.asarray(toks)
 
@@ -221,9 +221,13 @@ class GrooveSystem(NoteGenerator):
         """Feed up to a chunk of known tokens into ``state.model`` in one pass
         (:func:`generator.groove.model.feed_tokens`)."""
         style, has = self._style(vec)
-        padded = np.zeros(self.chunk, np.int32)
-        padded[:len(tokens)] = tokens
-        state.model = self._feed(self._leaves, state.model, style, has, padded, np.int32(len(tokens)))
+        state.model = self._feed(self._leaves, state.model, style, has, self._padded(tokens), np.int32(len(tokens)))
+
+    def _padded(self, tokens) -> np.ndarray:
+        """``tokens`` (at most a chunk) zero-padded to the compiled chunk length."""
+        out = np.zeros(self.chunk, np.int32)
+        out[:len(tokens)] = tokens
+        return out
 
     def tempo_for(self, controls: GenerationControls, vec=None) -> float:
         """The block's tempo: ``controls.bpm`` when set, else the prompt's (the checkpoint's tempo head, bounded

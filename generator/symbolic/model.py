@@ -79,8 +79,7 @@ def sample_chunk(model: MusicTransformer, state, style, has_style, guidance, tem
     # plausible (p >= alpha * p_max) survive; alpha grows from 0 at w = 1 to PLAUSIBILITY at |w-1| >= 1
     log_alpha = jnp.log(jnp.maximum(PLAUSIBILITY * jnp.minimum(1.0, jnp.abs(guidance - 1.0)), 1e-30))
 
-    key, sub = jax.random.split(state["key"])
-    noise = jax.random.gumbel(sub, (length, model.cfg.vocab))  # one draw per chunk (see sampling.sample_with_noise)
+    key, noise = sampling.chunk_noise(state["key"], length, model.cfg.vocab)
 
     def body(s, gumbel):
         logits, cache = model.step(s["cache"], jnp.stack([s["token"], s["token"]]), cond)
