@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,8 +100,11 @@ def main() -> int:
         total = a.minutes * 60
         i = 0
         prompts_sent, next_prompt = 0, a.prompt_every
+        stop: list[int] = []  # SIGTERM / SIGINT end the soak early, with its report
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, frame: stop.append(signum))
         with tqdm(total=int(total), unit="s", desc="soak") as bar:
-            while (elapsed := time.monotonic() - t_start) < total:
+            while (elapsed := time.monotonic() - t_start) < total and not stop:
                 value = round(0.5 + (i % 997) / 997, 4)  # unique for a long stretch
                 sent.append((time.time(), value))
                 osc.send_message("/jamgen/temperature", value)
@@ -145,7 +149,8 @@ def main() -> int:
     growth = (after_warmup[-1] - after_warmup[0]) / after_warmup[0] * 100 if len(after_warmup) > 1 else 0.0
     guidance_seen = len({b["controls"]["guidance"] for b in blocks})
     prompts_seen = len({json.dumps(b["controls"].get("prompts")) for b in blocks})
-    print(f"soak: {a.minutes:.1f} min, model {a.model} (--latency {a.latency}, JACK period {a.period}, "
+    ran = elapsed / 60
+    print(f"soak: {ran:.1f} min{' (stopped early)' if stop else ''}, model {a.model} (--latency {a.latency}, JACK period {a.period}, "
           f"{'a busy loop on the other core' if a.load else 'no other load'}), {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes, "
           f"{prompts_sent} prompt changes")
     print(f"underruns {underruns}, xruns {xruns}; distinct guidance values from MIDI: {guidance_seen}; "
@@ -159,16 +164,20 @@ def main() -> int:
         print(f"control-to-sounding latency (ms): p50 {np.percentile(sounding, 50):.0f}  "
               f"p99 {np.percentile(sounding, 99):.0f}  max {sounding.max():.0f}")
     if np.isfinite(prebuffer).any():
-        print(f"pre-buffer (ms): min {np.nanmin(prebuffer):.0f}  median {np.nanmedian(prebuffer):.0f}  "
-              f"max {np.nanmax(prebuffer):.0f}")
+        floor = np.nanmin(prebuffer)
+        print(f"pre-buffer (ms): min {floor:.0f}  median {np.nanmedian(prebuffer):.0f}  "
+              f"max {np.nanmax(prebuffer):.0f}; above the floor in {np.mean(prebuffer > floor + 0.5) * 100:.0f} % "
+              f"of blocks, above 1.5x it in {np.mean(prebuffer > 1.5 * floor + 0.5) * 100:.0f} %")
     gc_ms = np.array([b.get("gc_ms") or 0.0 for b in blocks])
     slow = gen * 1000 > 40.0  # a block that took as long as a low-latency block is long
     print(f"garbage collections (bridge.gc_guard): longest {gc_ms.max():.1f} ms, {int((gc_ms > 5).sum())} blocks with "
           f"one over 5 ms; blocks over 40 ms: {int(slow.sum())}, of which {int((slow & (gc_ms > 5)).sum())} had one")
     near = np.flatnonzero(np.diff(prebuffer) > 0) + 1 if np.isfinite(prebuffer).any() else np.array([], int)
-    if near.size:  # what each growth of the pre-buffer followed: the block that came late
-        print("pre-buffer grew after blocks of (gen ms / gc ms): " + ", ".join(
-            f"{gen[i - 1] * 1000:.0f}/{gc_ms[i - 1]:.0f}" for i in near[:20]))
+    if near.size:  # each growth of the pre-buffer is logged with the block whose late arrival caused it
+        print(f"pre-buffer grew {near.size} times, at blocks of (gen ms / ms left at arrival / gc ms; the block "
+              "before's gen ms): " + ", ".join(
+                  f"{gen[i] * 1000:.0f}/{ahead[i] * 1000:.0f}/{gc_ms[i]:.0f} ({gen[i - 1] * 1000:.0f})"
+                  for i in near[:20]))
     return 0
 
 

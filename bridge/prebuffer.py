@@ -17,6 +17,13 @@ A near miss is either of:
   pre-buffer, at least 5 ms; a block that arrives with more than that left had time to spare;
 - the JACK callback counted an underrun.
 
+One slow moment grows it once. After a growth the buffer holds less than the new target until the
+generator has caught up, so the blocks written while it refills arrive "short" because of the moment
+that grew it, not a new one: they neither grow nor shrink it, until a block tops the buffer up to the
+target (an underrun still grows it at once). Before this rule, one 84 ms block in a loaded soak
+(2026-12-07) compounded through the next five catch-up blocks into 80 -> 1000 ms, and 10 % steps per
+calm 30 s then took twelve minutes to bring it back.
+
 As a block is requested as soon as less than the pre-buffer is left, and JACK takes a period at a time,
 a block arrives with the pre-buffer less up to one period and less what JACK took during its compute. With
 long periods (1024 frames, 21 ms) a slow block therefore comes near more often, and the pre-buffer settles
@@ -64,6 +71,7 @@ class AdaptivePrebuffer:
         and :meth:`calm`.
       floor, cap: the bounds, in frames.
       near_misses: how many near misses grew (or tried to grow) it so far.
+      refilling: a near miss grew it and no block has topped the buffer up to it since.
     """
 
     def __init__(self, floor_seconds: float, cap_seconds: float,
@@ -72,6 +80,7 @@ class AdaptivePrebuffer:
         self.cap = max(self.floor, int(round(cap_seconds * SAMPLE_RATE)))
         self.frames = self.floor
         self.near_misses = 0
+        self.refilling = False
         self._clock = clock
         self._calm_since = clock()
 
@@ -86,17 +95,23 @@ class AdaptivePrebuffer:
 
     def check_arrival(self, buffered: int, block_samples: int, period: int | None) -> bool:
         """A block is about to be written with ``buffered`` frames still queued: grow when that is a
-        near miss, else maybe shrink. Returns True on a near miss."""
-        if buffered < self.danger_frames(block_samples, period):
+        near miss, else maybe shrink. Returns True on a near miss (while refilling: without growing)."""
+        short = buffered < self.danger_frames(block_samples, period)
+        if self.refilling:  # still catching up with the last growth: the same slow moment
+            self.refilling = buffered + block_samples < self.frames
+            self._calm_since = self._clock()
+            return short
+        if short:
             self.near_miss(f"a block arrived with {1000 * buffered / SAMPLE_RATE:.0f} ms left")
             return True
         self.calm()
         return False
 
     def near_miss(self, why: str) -> None:
-        """Grow at once (x1.5, capped) and restart the calm period."""
+        """Grow at once (x1.5, capped), restart the calm period, and wait for the refill."""
         self.near_misses += 1
         self._calm_since = self._clock()
+        self.refilling = True
         grown = min(self.cap, int(self.frames * GROW))
         if grown > self.frames:
             log.info("pre-buffer %d -> %d ms (%s)", self.frames * 1000 // SAMPLE_RATE,

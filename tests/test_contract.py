@@ -164,6 +164,12 @@ def test_generation_controls_from_dict_refuses_unknown_keys():
         GenerationControls.from_dict({"guidance": 1.0, "volume_db": -6.0})
     with pytest.raises(ValueError, match="invalid generation controls"):
         GenerationControls.from_dict({"top_k": "many"})
+    # plain data spells booleans out: "false" is not truthy, a word that is neither is refused
+    assert GenerationControls.from_dict({"drumless": "false"}).drumless is False
+    assert GenerationControls.from_dict({"drumless": "true"}).drumless is True
+    assert GenerationControls.from_dict({"drumless": 1}).drumless is True
+    with pytest.raises(ValueError, match="invalid generation controls"):
+        GenerationControls.from_dict({"drumless": "maybe"})
 
 
 def test_registry_generation_group_is_the_generation_controls():

@@ -54,6 +54,27 @@ def test_a_block_arriving_below_the_danger_level_is_a_near_miss():
     assert p.check_arrival(0, block, None)
 
 
+def test_one_slow_moment_grows_it_once_the_refill_does_not_compound():
+    """The blocks written while the buffer catches up with a growth arrive short because of the moment
+    that grew it: they neither grow nor shrink it until one tops the buffer up (a soak on 2026-12-07
+    went 80 -> 1000 ms from one slow block without this). An underrun still grows it at once."""
+    clock = Clock()
+    p = AdaptivePrebuffer(0.08, 1.0, clock)
+    block, period = 1920, 256
+    assert p.check_arrival(500, block, period) and p.frames == 5760 and p.refilling  # 80 -> 120 ms
+    for buffered in (1150, 770, 1400, 1800, 2600):  # catching up, some arrivals very short
+        clock.now += 40.0  # not even a long wait shrinks it meanwhile
+        assert p.check_arrival(buffered, block, period) == (buffered < p.danger_frames(block, period))
+        assert p.frames == 5760 and p.refilling
+    assert not p.check_arrival(3900, block, period) and not p.refilling  # 3900 + 1920 >= 5760: topped up
+    assert p.check_arrival(500, block, period) and p.frames == 8640  # a new slow moment grows it again
+    p.near_miss("underrun")  # an underrun while refilling still grows it
+    assert p.frames == 12960 and p.near_misses == 3
+    assert not p.check_arrival(12960, block, period) and not p.refilling
+    clock.now += 30.0
+    assert not p.check_arrival(12960, block, period) and p.frames == 11664  # calm again: shrinks
+
+
 def test_the_cap_is_at_least_a_second_and_twice_the_safe_setting():
     assert cap_seconds(0.3, 0.15) == 1.0
     assert cap_seconds(0.8, 0.3) == 1.6

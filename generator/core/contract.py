@@ -176,7 +176,7 @@ class GenerationControls:
                 kwargs["prompts"] = tuple((str(t), float(w)) for t, w in kwargs["prompts"])
             for name, kind in (("guidance", float), ("temperature", float), ("top_k", int), ("seed", int),
                                ("bpm", float), ("repeat", float), ("harmony", str), ("cfg_notes", float),
-                               ("cfg_drums", float), ("drumless", bool), ("unmask_width", int)):
+                               ("cfg_drums", float), ("drumless", _strict_bool), ("unmask_width", int)):
                 if name in kwargs:
                     kwargs[name] = kind(kwargs[name])
             if kwargs.get("clock") is not None:
@@ -184,6 +184,20 @@ class GenerationControls:
         except (TypeError, ValueError) as err:
             raise ValueError(f"invalid generation controls: {err}") from None
         return cls(**kwargs)
+
+
+def _strict_bool(value: Any) -> bool:
+    """A boolean from plain data: ``bool("false")`` is True, so strings must spell it out."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes", "on"):
+            return True
+        if word in ("false", "0", "no", "off", ""):
+            return False
+        raise ValueError(f"expected true or false, not {value!r}")
+    if isinstance(value, (bool, int, np.bool_, np.integer)):
+        return bool(value)
+    raise ValueError(f"expected true or false, not {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
