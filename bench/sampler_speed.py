@@ -15,6 +15,7 @@ XLA's default CPU options (``xla-defaults``: YNNPACK fusions on).
     .venv/bin/python bench/sampler_speed.py --model symbolic
     .venv/bin/python bench/sampler_speed.py --profile            # + the costliest XLA ops of one variant
     .venv/bin/python bench/sampler_speed.py --blocks 1200        # + 40 ms blocks, a knob turned every 8th
+    .venv/bin/python bench/sampler_speed.py --blocks 4000 --lookahead-ticks 1,0   # how far past a block to sample
 
 ``--blocks`` also times what the daemon sees: ``generate`` in 40 ms blocks with the temperature changed every 8th
 block; the blocks after a change carry the re-sampling (compare with the ``low`` setting's 80 ms pre-buffer).
@@ -83,10 +84,12 @@ def top_ops(fn, args, chunks: int, n: int = 15) -> list[tuple[str, float, int]]:
     return [(k, v / 1e3 / chunks, calls[k] // chunks) for k, v in total.most_common(n)]
 
 
-def change_blocks(system, controls, blocks: int, every: int = 8, frames: int = 1, seed: int = 0):
+def change_blocks(system, controls, blocks: int, every: int = 8, frames: int = 1, seed: int = 0,
+                  tokens: list | None = None):
     """The real-time path as the daemon drives it: ``blocks`` blocks of ``frames`` frames (1 = 40 ms, the
     ``low`` setting), the temperature changed every ``every`` blocks (a knob; each change re-samples what is not
-    yet heard). Returns (ms of the blocks with a change, ms of the others)."""
+    yet heard). Returns (ms of the blocks with a change, ms of the others); ``tokens`` collects what each block
+    with a change sampled."""
     import dataclasses
 
     rng = np.random.default_rng(seed)
@@ -101,6 +104,8 @@ def change_blocks(system, controls, blocks: int, every: int = 8, frames: int = 1
         t = time.perf_counter()
         _, state = system.generate(state, controls, frames)
         (changed if i % every == 0 else calm).append((time.perf_counter() - t) * 1e3)
+        if i % every == 0 and tokens is not None:
+            tokens.append(int((getattr(system, "last_block", None) or {}).get("tokens", 0)))
         system.drain_midi()
     return changed, calm
 
@@ -113,6 +118,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print the costliest XLA ops of the shipped sampler")
     ap.add_argument("--blocks", type=int, default=0,
                     help="also time this many 40 ms blocks of the real-time path, a knob turned every 8th")
+    ap.add_argument("--lookahead-ticks", default="",
+                    help="with --blocks: compare these settings of how far past a block's end its notes must be "
+                         "sampled (e.g. 1,0), alternating rounds in this process")
     a = ap.parse_args()
 
     from generator import load
@@ -136,7 +144,21 @@ def main() -> None:
         med = float(np.median(v))
         print(f"{k:14s} {med:9.1f} {med / system.chunk:9.2f}   {' '.join(f'{x:.1f}' for x in v)}")
     print(f"shipped / xla-defaults: {np.median(per['shipped']) / np.median(per['xla-defaults']):.2f}")
-    if a.blocks:
+    if a.blocks and a.lookahead_ticks:
+        settings = [float(x) for x in a.lookahead_ticks.split(",")]
+        res = {v: ([], [], []) for v in settings}
+        for r in tqdm(range(a.rounds), desc="lookahead rounds", leave=False):
+            for v in settings:
+                system.lookahead_ticks = v
+                ch, ca = change_blocks(system, controls, a.blocks // a.rounds, seed=r, tokens=res[v][2])
+                res[v][0].extend(ch)
+                res[v][1].extend(ca)
+        for v, (ch, ca, tok) in res.items():
+            print(f"lookahead {v:g} tick(s): 40 ms blocks after a change ({len(ch)}): p50 {np.percentile(ch, 50):6.1f}  "
+                  f"p90 {np.percentile(ch, 90):6.1f}  p99 {np.percentile(ch, 99):6.1f}  p99.5 "
+                  f"{np.percentile(ch, 99.5):6.1f}  max {max(ch):6.1f} ms; tokens p50 {np.percentile(tok, 50):.0f} "
+                  f"p99 {np.percentile(tok, 99):.0f}; other blocks p99 {np.percentile(ca, 99):6.1f} ms")
+    elif a.blocks:
         changed, calm = change_blocks(system, controls, a.blocks)
         for name, ms in (("after a change", changed), ("other blocks", calm)):
             print(f"40 ms blocks, {name:15s} ({len(ms):4d}): p50 {np.percentile(ms, 50):6.1f}  "

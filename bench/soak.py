@@ -136,6 +136,7 @@ def main() -> int:
     temps = np.array([b["controls"]["temperature"] for b in blocks])
     ahead = np.array([b.get("ahead_ms", 0.0) for b in blocks]) / 1000
     gen = np.array([b["gen_ms"] for b in blocks]) / 1000
+    cpu = np.array([b.get("cpu_ms", np.nan) for b in blocks]) / 1000
     latencies, sounding = [], []
     for t_sent, value in sent:
         # Values repeat every 997 changes: only a block within a few seconds can be this change's.
@@ -174,10 +175,15 @@ def main() -> int:
           f"one over 5 ms; blocks over 40 ms: {int(slow.sum())}, of which {int((slow & (gc_ms > 5)).sum())} had one")
     near = np.flatnonzero(np.diff(prebuffer) > 0) + 1 if np.isfinite(prebuffer).any() else np.array([], int)
     if near.size:  # each growth of the pre-buffer is logged with the block whose late arrival caused it
-        print(f"pre-buffer grew {near.size} times, at blocks of (gen ms / ms left at arrival / gc ms; the block "
-              "before's gen ms): " + ", ".join(
-                  f"{gen[i] * 1000:.0f}/{ahead[i] * 1000:.0f}/{gc_ms[i]:.0f} ({gen[i - 1] * 1000:.0f})"
+        print(f"pre-buffer grew {near.size} times, at blocks of (gen ms / process CPU ms during it / ms left at "
+              "arrival / gc ms; the block before's gen ms): " + ", ".join(
+                  f"{gen[i] * 1000:.0f}/{cpu[i] * 1000:.0f}/{ahead[i] * 1000:.0f}/{gc_ms[i]:.0f} ({gen[i - 1] * 1000:.0f})"
                   for i in near[:20]))
+    if np.isfinite(cpu).any() and slow.any():
+        share = cpu[slow] / gen[slow]
+        print(f"blocks over 40 ms: process CPU / wall p10 {np.percentile(share, 10):.2f}  p50 "
+              f"{np.percentile(share, 50):.2f}  p90 {np.percentile(share, 90):.2f} (near 1: computing; well under 1: "
+              "waiting for a core)")
     return 0
 
 

@@ -216,7 +216,7 @@ class Engine:
         controls = generation_controls(snap)
         if clock is not None:
             controls = dataclasses.replace(controls, clock=clock)
-        t0 = time.perf_counter()
+        t0, cpu0, thread0 = time.perf_counter(), time.process_time(), time.thread_time()
         try:
             audio, state = self.generator.generate(self._state, controls, self.block_frames)
             audio = check_audio(audio, self.block_frames)
@@ -227,6 +227,7 @@ class Engine:
             self._stop.wait(0.2)
             return
         elapsed = time.perf_counter() - t0
+        cpu, thread_cpu = time.process_time() - cpu0, time.thread_time() - thread0
         self._state = state
         self._last_error = ""
         if self.generator.makes_notes:  # [(sample offset in this block, bytes)], stamped with stream positions
@@ -253,6 +254,10 @@ class Engine:
             "frames": self.block_frames,
             "sample": self.written,  # position of the block's first sample in the output stream
             "gen_ms": round(elapsed * 1000.0, 2),
+            # CPU time during it: a slow block with little CPU waited for a core (or the GIL), one with
+            # cpu_ms ~ gen_ms computed; thread_ms is this thread's own share (XLA may run on its own threads)
+            "cpu_ms": round(cpu * 1000.0, 2),
+            "thread_ms": round(thread_cpu * 1000.0, 2),
             "rtf": round(elapsed / block_seconds, 4),
             "prebuffer_ms": round(self.prebuffer.frames * 1000.0 / SAMPLE_RATE, 1),
             "ahead_ms": round(ahead * 1000.0 / SAMPLE_RATE, 1),

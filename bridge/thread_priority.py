@@ -1,9 +1,10 @@
 """The generation thread's scheduling priority: ahead of ordinary processes, behind JACK's real-time threads.
 
-Why: on a loaded 2-core machine (the soak's busy loop on the other core, jackd, the daemon's own threads) most of
-the late blocks were not slow blocks: in a 40-minute soak 13 of the 15 pre-buffer growths followed blocks that took
-1-2 ms to compute (docs/benchmarks.md). The block was late because the generation thread was waiting for a core,
-and every such growth holds the knob's latency up for minutes.
+Why: on a loaded 2-core machine (the soak's busy loop on the other core, jackd, the daemon's own threads) the
+generation thread competes for a core with ordinary processes, and a block that waits for one arrives late like a
+slow block: every late block grows the pre-buffer and holds the knob's latency up for minutes. Cheap insurance, not
+a measured cure: the soak report that suggested most late blocks were waiting ones printed the block *before* each
+late one (fixed; the late blocks themselves took 60-100 ms of compute, docs/benchmarks.md).
 
 How: a lower nice value (-10 by default) for the calling thread only (Linux ``setpriority`` on a thread id), when the
 process may lower it: root, ``CAP_SYS_NICE``, or an ``RLIMIT_NICE`` such as an audio group's (``@audio - nice -10``

@@ -59,6 +59,8 @@ def test_ten_seconds_of_continuous_stereo_audio_without_underruns(daemon_factory
     # Start-up objects were frozen out of the collector (bridge.gc_guard): every block reports its longest pause.
     assert all(isinstance(b["gc_ms"], float) for b in blocks)
     assert "longest garbage collection" in d.log()
+    # CPU time beside wall time: the generation thread's own share cannot exceed the wall time it took
+    assert all(0.0 <= b["thread_ms"] <= b["gen_ms"] + 1.0 and b["cpu_ms"] >= 0.0 for b in blocks)
 
 
 def test_a_control_change_appears_in_the_block_log_within_one_block(daemon_factory):
