@@ -59,6 +59,8 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=60.0)
     p.add_argument("--model", default="groove")
     p.add_argument("--latency", default="low", help="the daemon's --latency setting")
+    p.add_argument("--prebuffer", default="", help="the daemon's --prebuffer (seconds; default: the setting's)")
+    p.add_argument("--prebuffer-adapt", default="", help="the daemon's --prebuffer-adapt policy")
     p.add_argument("--period", type=int, default=1024, help="JACK period (frames)")
     p.add_argument("--load", action="store_true", help="keep a busy-loop process running the whole time")
     p.add_argument("--interval", type=float, default=0.3, help="seconds between scripted changes")
@@ -74,7 +76,9 @@ def main() -> int:
     daemon = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "run", "--model", a.model, "--jack-server", name,
          "--osc-port", str(osc_port), "--mapping", str(tmp / "soak.yaml"), "--block-log", str(block_log),
-         "--prompt", "upbeat funk groove with bass and drums", "--status-interval", "600", "--latency", a.latency],
+         "--prompt", "upbeat funk groove with bass and drums", "--status-interval", "600", "--latency", a.latency,
+         *(["--prebuffer", a.prebuffer] if a.prebuffer else []),
+         *(["--prebuffer-adapt", a.prebuffer_adapt] if a.prebuffer_adapt else [])],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "daemon.log", "w"))
     midi_q: queue.SimpleQueue = queue.SimpleQueue()
     client = jack.Client("soak", servername=name, no_start_server=True)
@@ -152,7 +156,9 @@ def main() -> int:
     prompts_seen = len({json.dumps(b["controls"].get("prompts")) for b in blocks})
     ran = elapsed / 60
     print(f"soak: {ran:.1f} min{' (stopped early)' if stop else ''}, model {a.model} (--latency {a.latency}, JACK period {a.period}, "
-          f"{'a busy loop on the other core' if a.load else 'no other load'}), {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes, "
+          f"{'a busy loop on the other core' if a.load else 'no other load'}"
+          f"{f', --prebuffer {a.prebuffer}' if a.prebuffer else ''}"
+          f"{f', --prebuffer-adapt {a.prebuffer_adapt}' if a.prebuffer_adapt else ''}), {len(blocks)} blocks, {len(sent)} OSC + {len(sent)} MIDI changes, "
           f"{prompts_sent} prompt changes")
     print(f"underruns {underruns}, xruns {xruns}; distinct guidance values from MIDI: {guidance_seen}; "
           f"distinct prompt sets played: {prompts_seen}")

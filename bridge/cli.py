@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prebuffer", type=float, default=None, metavar="SECONDS",
                      help="audio kept buffered ahead of playback at least; it grows after a near underrun "
                           "and shrinks back (default: the latency setting's)")
+    run.add_argument("--prebuffer-adapt", default="", metavar="POLICY",
+                     help="how the pre-buffer adapts, e.g. grow=1.25,calm=10 (keys grow, shrink, calm, margin; "
+                          "default grow=1.5,shrink=0.9,calm=30,margin=0.125; grow=1 keeps it fixed)")
     run.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
                      help="log a status line this often (default 30)")
     run.add_argument("--sync", choices=("internal", "jack", "midi", "link"), default=None,
@@ -230,6 +233,12 @@ def cmd_run(parser, args) -> int:
     _check_common(parser, args)
     if args.prebuffer is not None and not 0 < args.prebuffer <= 10:
         parser.error("--prebuffer must be in (0, 10] seconds")
+    from bridge.prebuffer import parse_policy
+
+    try:
+        parse_policy(args.prebuffer_adapt)
+    except ValueError as err:
+        parser.error(f"--prebuffer-adapt: {err}")
     if args.sync == "link":  # the GPL extra: refused at once, before a model loads
         from bridge.sync import SyncError, check_available
 

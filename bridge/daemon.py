@@ -31,7 +31,7 @@ from bridge.engine import Engine
 from bridge.jack_io import JackOutput, ring_buffer
 from bridge.nsm import NsmClient, NsmError
 from bridge.osc import OscServer
-from bridge.prebuffer import AdaptivePrebuffer, cap_seconds
+from bridge.prebuffer import AdaptivePrebuffer, cap_seconds, parse_policy
 from bridge.recorder import Recorder
 from bridge.session import Session
 from generator.core.contract import FRAME_RATE, SAMPLE_RATE, Generator, Latency
@@ -62,6 +62,7 @@ class DaemonOptions:
     latency: str = "low"  # which of the model's latency settings (Generator.latency) to run at
     block_frames: int | None = None  # frames per block; None: the latency setting's
     prebuffer: float | None = None  # the pre-buffer's floor in seconds; None: the latency setting's
+    prebuffer_adapt: str = ""  # the adaptive pre-buffer's policy, "grow=1.25,calm=10" (bridge.prebuffer.parse_policy)
     status_interval: float = 30.0
     sync: str | None = None  # internal|jack|midi|link (bridge.sync); None: the mapping file's sync:, else internal
     timebase_master: bool = False  # publish jamgen's bpm as JACK BBT (bridge.sync_jack.TimebaseMaster)
@@ -214,13 +215,20 @@ class Daemon:
         chosen = Latency(o.block_frames or setting.block_frames,
                          o.prebuffer if o.prebuffer is not None else setting.prebuffer_seconds)
         safe = gen.latency.get("safe", setting)
+        try:
+            policy = parse_policy(o.prebuffer_adapt)
+        except ValueError as err:
+            raise StartupError(f"--prebuffer-adapt: {err}") from None
         prebuffer = AdaptivePrebuffer(chosen.prebuffer_seconds, cap_seconds(safe.prebuffer_seconds,
-                                                                            chosen.prebuffer_seconds))
+                                                                            chosen.prebuffer_seconds), **policy)
         overrides = [flag for flag, value in (("--block-frames", o.block_frames), ("--prebuffer", o.prebuffer))
                      if value is not None]
         log.info("latency %s%s: blocks %d ms, pre-buffer %d ms (adaptive up to %d ms)", o.latency,
                  f" with {' and '.join(overrides)}" if overrides else "", chosen.block_frames * 1000 // FRAME_RATE,
                  round(chosen.prebuffer_seconds * 1000), round(prebuffer.cap * 1000 / SAMPLE_RATE))
+        if policy:
+            log.info("pre-buffer policy: x%g on a near miss, x%g per calm %g s, margin %g of it", prebuffer.grow,
+                     prebuffer.shrink, prebuffer.calm_seconds, prebuffer.margin_fraction)
         return chosen.block_frames, prebuffer
 
     def _start_surfaces(self) -> None:

@@ -53,6 +53,35 @@ CALM_SECONDS = 30.0  # how long without a near miss before shrinking a step
 MIN_CAP_SECONDS = 1.0  # the cap is at least this, and at least twice the "safe" setting's pre-buffer
 
 
+POLICY_KEYS = {"grow": "grow", "shrink": "shrink", "calm": "calm_seconds", "margin": "margin_fraction"}
+
+
+def parse_policy(text: str) -> dict:
+    """``grow=1.25,calm=10`` (the daemon's ``--prebuffer-adapt``) -> :class:`AdaptivePrebuffer` keyword arguments.
+
+    Keys: ``grow`` (x on a near miss, >= 1; 1 = never grow), ``shrink`` (x per calm period, in (0, 1]), ``calm``
+    (seconds without a near miss per shrink step, > 0), ``margin`` (the danger level's share of the pre-buffer above
+    two periods, 0-1). Raises ValueError with one line naming the bad part.
+    """
+    kwargs: dict = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, eq, value = item.partition("=")
+        if key not in POLICY_KEYS or not eq:
+            raise ValueError(f"pre-buffer policy {text!r}: {item!r} is not KEY=VALUE with KEY one of "
+                             f"{', '.join(POLICY_KEYS)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"pre-buffer policy {text!r}: {key} must be a number, not {value!r}") from None
+        ok = {"grow": 1.0 <= number <= 4.0, "shrink": 0.0 < number <= 1.0, "calm": 0.0 < number <= 3600.0,
+              "margin": 0.0 <= number <= 1.0}[key]
+        if not ok:
+            raise ValueError(f"pre-buffer policy {text!r}: {key}={value} is out of range (grow 1-4, shrink (0, 1], "
+                             "calm (0, 3600] s, margin 0-1)")
+        kwargs[POLICY_KEYS[key]] = number
+    return kwargs
+
+
 def cap_seconds(safe_prebuffer_seconds: float, floor_seconds: float) -> float:
     """The largest pre-buffer the daemon grows to: max(1 s, 2x the safe setting's, the floor)."""
     return max(MIN_CAP_SECONDS, 2.0 * safe_prebuffer_seconds, floor_seconds)
@@ -75,7 +104,10 @@ class AdaptivePrebuffer:
     """
 
     def __init__(self, floor_seconds: float, cap_seconds: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, *, grow: float = GROW, shrink: float = SHRINK,
+                 calm_seconds: float = CALM_SECONDS, margin_fraction: float = 1 / 8):
+        self.grow, self.shrink, self.calm_seconds = grow, shrink, calm_seconds  # the policy (bench/prebuffer_replay.py)
+        self.margin_fraction = margin_fraction
         self.floor = max(1, int(round(floor_seconds * SAMPLE_RATE)))
         self.cap = max(self.floor, int(round(cap_seconds * SAMPLE_RATE)))
         self.frames = self.floor
@@ -91,7 +123,7 @@ class AdaptivePrebuffer:
     def danger_frames(self, block_samples: int, period: int | None) -> int:
         """Buffered audio below which a block's arrival is a near miss (see the module docstring)."""
         period = period or 0
-        return 2 * period + max(SAMPLE_RATE * MARGIN_MS // 1000, self.frames // 8)
+        return 2 * period + max(SAMPLE_RATE * MARGIN_MS // 1000, int(self.frames * self.margin_fraction))
 
     def check_arrival(self, buffered: int, block_samples: int, period: int | None) -> bool:
         """A block is about to be written with ``buffered`` frames still queued: grow when that is a
@@ -112,7 +144,7 @@ class AdaptivePrebuffer:
         self.near_misses += 1
         self._calm_since = self._clock()
         self.refilling = True
-        grown = min(self.cap, int(self.frames * GROW))
+        grown = min(self.cap, int(self.frames * self.grow))
         if grown > self.frames:
             log.info("pre-buffer %d -> %d ms (%s)", self.frames * 1000 // SAMPLE_RATE,
                      grown * 1000 // SAMPLE_RATE, why)
@@ -121,9 +153,9 @@ class AdaptivePrebuffer:
     def calm(self) -> None:
         """No near miss now: after :data:`CALM_SECONDS` of that, shrink a step toward the floor."""
         now = self._clock()
-        if self.frames > self.floor and now - self._calm_since >= CALM_SECONDS:
+        if self.frames > self.floor and now - self._calm_since >= self.calm_seconds:
             self._calm_since = now
-            shrunk = max(self.floor, int(self.frames * SHRINK))
+            shrunk = max(self.floor, int(self.frames * self.shrink))
             log.info("pre-buffer %d -> %d ms (calm for %.0f s)", self.frames * 1000 // SAMPLE_RATE,
-                      shrunk * 1000 // SAMPLE_RATE, CALM_SECONDS)
+                      shrunk * 1000 // SAMPLE_RATE, self.calm_seconds)
             self.frames = shrunk

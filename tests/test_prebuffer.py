@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bridge.prebuffer import AdaptivePrebuffer, cap_seconds
+import pytest
+
+from bridge.prebuffer import AdaptivePrebuffer, cap_seconds, parse_policy
 
 
 class Clock:
@@ -79,3 +81,47 @@ def test_the_cap_is_at_least_a_second_and_twice_the_safe_setting():
     assert cap_seconds(0.3, 0.15) == 1.0
     assert cap_seconds(0.8, 0.3) == 1.6
     assert cap_seconds(0.3, 2.0) == 2.0  # an explicit --prebuffer above the cap is its own cap
+
+
+def test_the_policy_is_a_daemon_flag_with_one_line_errors():
+    assert parse_policy("") == {}
+    assert parse_policy("grow=1.25, calm=10") == {"grow": 1.25, "calm_seconds": 10.0}
+    p = AdaptivePrebuffer(0.08, 1.0, Clock(), **parse_policy("grow=1,margin=0"))
+    assert p.danger_frames(1920, 256) == 512 + 240  # margin 0: two periods and the 5 ms minimum
+    p.near_miss("test")
+    assert p.frames == p.floor  # grow=1: fixed
+    for bad, words in (("grow", "KEY=VALUE"), ("speed=2", "KEY=VALUE"), ("calm=soon", "must be a number"),
+                       ("shrink=1.5", "out of range"), ("grow=0.5", "out of range")):
+        with pytest.raises(ValueError, match=words) as err:
+            parse_policy(bad)
+        assert "\n" not in str(err.value)
+
+
+def test_the_replay_bench_sees_underruns_where_blocks_outlast_the_pre_buffer():
+    """bench/prebuffer_replay.py simulates the JACK callback and the generation thread over a soak's block times:
+    blocks well inside their 40 ms never underrun; one block longer than the pre-buffer does, once; a policy that
+    grew after the first of two slow blocks rides out the second."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from prebuffer_replay import replay
+
+    n = 4000  # 160 s of 40 ms blocks
+    changed = np.zeros(n, bool)
+    changed[::8] = True
+    fast = np.full(n, 5.0)
+    r = replay(fast, changed, 0.08, 1.0, 1920, 256, {"grow": 1.0})
+    assert r["underruns"] == 0 and r["growths"] == 0
+    # knob: waits for the next block (0-40 ms), 5 ms of compute, then what is buffered (~80 ms less a period)
+    assert 80 < r["p50"] < 115 and r["p99"] < 130, r
+    slow = fast.copy()
+    slow[2000] = 120.0  # longer than the 80 ms pre-buffer
+    assert replay(slow, changed, 0.08, 1.0, 1920, 256, {"grow": 1.0})["underruns"] == 1
+    twice = fast.copy()
+    twice[2000], twice[2100] = 70.0, 110.0  # a near miss, then 4 s later a block the floor cannot hide
+    assert replay(twice, changed, 0.08, 1.0, 1920, 256, {"grow": 1.0})["underruns"] == 1
+    grown = replay(twice, changed, 0.08, 1.0, 1920, 256, {})
+    assert grown["underruns"] == 0 and grown["growths"] >= 1, grown
