@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 GROW = 1.5  # a near miss multiplies the pre-buffer by this (at once)
 SHRINK = 0.9  # each calm period takes 10 % off, down to the floor
 MARGIN_MS = 5  # the least a block must arrive with, above two JACK periods
+MARGIN_FRACTION = 1 / 8  # ... and at least this share of the pre-buffer
 CALM_SECONDS = 30.0  # how long without a near miss before shrinking a step
 MIN_CAP_SECONDS = 1.0  # the cap is at least this, and at least twice the "safe" setting's pre-buffer
 
@@ -105,7 +106,7 @@ class AdaptivePrebuffer:
 
     def __init__(self, floor_seconds: float, cap_seconds: float,
                  clock: Callable[[], float] = time.monotonic, *, grow: float = GROW, shrink: float = SHRINK,
-                 calm_seconds: float = CALM_SECONDS, margin_fraction: float = 1 / 8):
+                 calm_seconds: float = CALM_SECONDS, margin_fraction: float = MARGIN_FRACTION):
         self.grow, self.shrink, self.calm_seconds = grow, shrink, calm_seconds  # the policy (bench/prebuffer_replay.py)
         self.margin_fraction = margin_fraction
         self.floor = max(1, int(round(floor_seconds * SAMPLE_RATE)))

@@ -10,7 +10,8 @@ How one ``generate(state, controls, frames)`` call works (one block of ``frames 
    and the prompt vector are traced) and decoded into notes until the decoder's position is past the
    block's end (every note starting in the block is then complete: ``lookahead_ticks`` adds more, but a
    block that re-samples after a change pays for every tick of it; at 1 tick the blocks after a change took
-   p90 33 ms, at 0 p90 24 ms, ``bench/sampler_speed.py --lookahead-ticks 1,0``), then up to one more chunk per block while less than ``lookahead_s`` of
+   p90 33 ms, at 0 p90 24 ms, ``bench/sampler_speed.py --lookahead-ticks 1,0``), then up to one more chunk
+   per block while less than ``lookahead_s`` of
    music is sampled ahead (so a dense downbeat was usually sampled during quiet blocks). A note carries
    its duration, so its note-off is scheduled with it: a note cannot outlive its duration token.
    **A control change** (prompt, guidance, temperature, top-k, repeat, harmony) takes back every note that has not started
